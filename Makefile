@@ -1,0 +1,32 @@
+# Two entry points for a fresh machine: `make test` and `make demo` (see README.md).
+# Both create the project's virtual environment on their own and are idempotent.
+# TORCH_SPEC picks the torch build: the default is the CPU wheel of this project's machines;
+# on a CUDA machine use e.g. `make test TORCH_SPEC="torch==2.13.0 --index-url <your CUDA index>"`.
+PY ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+PYTEST_ARGS ?=
+
+STAMP := $(VENV)/.resplat-installed
+
+.PHONY: setup fixtures test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): runtime/pyproject.toml
+	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q $(TORCH_SPEC)
+	$(VENV)/bin/python -m pip install -q -e "runtime[test]" "numpy<2"
+	touch $@
+
+fixtures:
+	bash scripts/fetch-fixtures
+
+test: setup fixtures
+	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS) tests
+
+bench: setup fixtures
+	$(VENV)/bin/python benchmarks/run
+
+clean:
+	rm -rf $(VENV) .cache

@@ -1,0 +1,30 @@
+"""Shared test fixtures: paths to the real third-party inputs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("RESPLAT_SHARED", REPO.parent / "shared"))
+FIXTURES = REPO / ".cache" / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def train_ply() -> Path:
+    """The real 1,000-splat INRIA PLY from ../shared/data (SH degree 3)."""
+    p = SHARED / "data" / "train-1000.ply"
+    if not p.exists():
+        pytest.fail(f"missing fixture {p}: ../shared must sit beside the repository")
+    return p
+
+
+@pytest.fixture(scope="session")
+def opencv_calib_dir() -> Path:
+    """OpenCV's calibration photos (installed by scripts/fetch-fixtures)."""
+    p = FIXTURES / "opencv"
+    if not (p / "left_intrinsics.yml").exists():
+        pytest.fail(f"missing {p}: run `bash scripts/fetch-fixtures` (make test does)")
+    return p
