@@ -1,0 +1,1 @@
+"""The ``resplat`` command line: ``render``, ``optimize``, ``eval``, ``convert`` (see :mod:`.main`)."""
