@@ -5,7 +5,7 @@ distance(x, y) = sum_l mean_hw || w_l * (f_l(x) / |f_l(x)| - f_l(y) / |f_l(y)|) 
 with f_l the ReLU activations of five layers of an ImageNet backbone (VGG16: relu1_2, relu2_2,
 relu3_3, relu4_3, relu5_3; AlexNet: relu1..relu5), normalised over channels (eps 1e-10), and w_l
 the learned non-negative 1x1 "linear" heads. Inputs in [-1, 1] are first shifted and scaled by
-the LPIPS ScalingLayer constants.
+the LPIPS ScalingLayer constants. The module here takes images in [0, 1] and maps them to [-1, 1].
 
 Accepted weight layouts (one .safetensors file or a torch state dict, read with
 ``torch.load(weights_only=True)``; an optional ``"state_dict"`` wrapper and ``module.`` prefixes
@@ -19,6 +19,7 @@ The variant (VGG16 or AlexNet) is detected from the first convolution's kernel s
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import re
@@ -58,7 +59,8 @@ _VGG16_TAPS = (3, 8, 15, 22, 29)
 class LPIPS(nn.Module):
     """LPIPS with a VGG16 ("vgg") or AlexNet ("alex") backbone; weights start random.
 
-    forward(x, y): x, y [B, 3, H, W] in [-1, 1] -> [B] distances (same dtype).
+    forward(x, y): x, y [B, 3, H, W] images in [0, 1] (mapped to [-1, 1], the range of the
+    original LPIPS, inside) -> [B] distances (same dtype).
     """
 
     def __init__(self, variant: str = "vgg"):
@@ -83,7 +85,7 @@ class LPIPS(nn.Module):
         self.register_buffer("scale", torch.tensor(SCALE).view(1, 3, 1, 1))
 
     def _feats(self, x: Tensor) -> list[Tensor]:
-        x = (x - self.shift) / self.scale
+        x = (x * 2 - 1 - self.shift) / self.scale
         out = []
         for i, m in enumerate(self.features[: self.taps[-1] + 1]):
             x = m(x)
@@ -157,8 +159,10 @@ def _load_cached(path: str, mtime_ns: int) -> LPIPS:
 
 
 def load_lpips(path: str | os.PathLike) -> LPIPS:
-    """The LPIPS network with weights from ``path`` (see the module docstring for layouts), in
-    eval mode, float32 on CPU, parameters frozen. Cached on the path and modification time.
+    """A fresh LPIPS network with weights from ``path`` (see the module docstring for layouts),
+    in eval mode, float32 on CPU, parameters frozen; call it as ``net(pred, target)`` on [B, 3,
+    H, W] images in [0, 1]. The file is parsed once per path and modification time (cached);
+    each call returns its own copy, so moving it to a device leaves the cache intact.
 
     Raises:
         ResplatError: file missing or unreadable, a required weight missing or misshapen.
@@ -166,4 +170,4 @@ def load_lpips(path: str | os.PathLike) -> LPIPS:
     p = Path(path).resolve()
     if not p.is_file():
         raise ResplatError(f"{p}: LPIPS weights file not found")
-    return _load_cached(str(p), p.stat().st_mtime_ns)
+    return copy.deepcopy(_load_cached(str(p), p.stat().st_mtime_ns))

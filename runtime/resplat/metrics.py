@@ -8,7 +8,6 @@ is also the structural term of the 3DGS training loss (Kerbl et al. 2023, Sec. 7
 
 from __future__ import annotations
 
-import copy
 import os
 
 import torch
@@ -16,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .errors import ResplatError
+from .lpips_net import load_lpips
 
 
 def _batched(pred: Tensor, target: Tensor, what: str) -> tuple[Tensor, Tensor, bool]:
@@ -156,14 +156,10 @@ def lpips(pred: Tensor, target: Tensor, weights_path: str | os.PathLike | None =
     """
     if weights_path is None:
         raise ResplatError("LPIPS needs weights: pass weights_path= a .safetensors or .pth file with the VGG16/AlexNet backbone and LPIPS linear heads")
-    from .lpips_net import load_lpips
-
     pred, target, single = _batched(pred, target, "lpips")
-    net = load_lpips(weights_path)
-    if pred.dtype != torch.float32 or pred.device.type != "cpu":
-        net = copy.deepcopy(net).to(device=pred.device, dtype=pred.dtype)  # keep the cached CPU copy intact
-    out = net(pred * 2 - 1, target * 2 - 1)
+    net = load_lpips(weights_path).to(device=pred.device, dtype=pred.dtype)
+    out = net(pred, target)
     return out[0] if single else out
 
 
-__all__ = ["psnr", "ssim", "ssim_map", "lpips", "gaussian_window"]
+__all__ = ["psnr", "ssim", "ssim_map", "lpips", "gaussian_window", "load_lpips"]
