@@ -1,0 +1,183 @@
+"""Attribute quantisation of Niantic's ``.spz`` (github.com/nianticlabs/spz, ``src/cc/load-spz.cc``
+``packGaussians`` / ``unpackGaussians``; ``splat-types.h`` ``coordinateConverter``).
+
+Every function here is vectorised numpy and works on the *packed* byte arrays of one attribute:
+  positions  [N*9]  u8: x, y, z each a 24-bit little-endian two's-complement fixed-point number
+                        with ``fractional_bits`` fractional bits (default 12, ~0.24 mm steps)
+  alphas     [N]    u8: round(sigmoid(logit) * 255)
+  colors     [N*3]  u8: round(DC * 0.15 * 255 + 127.5)  (DC = SH DC coefficient, not RGB)
+  scales     [N*3]  u8: round((log_scale + 10) * 16)
+  rotations  [N*4]  u8 (v3+): "smallest three" of the unit quaternion in (x, y, z, w) order:
+                        a u32 LE = index of the largest |component| << 30, then for each other
+                        component in index order a sign bit (relative to the largest, made
+                        positive) and a 9-bit magnitude round(|c| / sqrt(1/2) * 511)
+             [N*3]  u8 (v2):  x, y, z of the unit quaternion with w >= 0, round(c * 127.5 + 127.5)
+  sh         [N*D*3] u8: SH coefficients 1.. (D = 3, 8, 15 for degrees 1..3), coefficient-major
+                        with the colour channel inner; round(c * 128) + 128 then snapped to
+                        multiples of 2^(8 - bits): 5 bits for degree 1, 4 bits for degrees 2+.
+All u8 values are clipped to 0..255 and rounded half away from zero (C++ ``std::round``).
+
+SPZ stores RUB axes (x right, y up, z back); our arrays are RDF (OpenCV / PLY). Converting flips
+y and z: positions (x, -y, -z), quaternion (w, x, -y, -z), and each SH basis function by the sign
+it takes under (x, y, z) -> (x, -y, -z) (:data:`SH_FLIP_RDF_RUB`). The conversion is an
+involution, so the same flips serve reading and writing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .arrays import logit, sigmoid
+
+#: DC colour scale of spz (``colorScale`` in load-spz.cc).
+COLOR_SCALE = 0.15
+#: Default quantisation bits of degree-1 and degree-2+ SH coefficients (``PackOptions``).
+SH1_BITS = 5
+SH_REST_BITS = 4
+#: Sign of each SH basis function 1..15 (degree 1: y, z, x; degree 2: xy, yz, 3z^2-1, xz, x^2-y^2;
+#: degree 3: y(3x^2-y^2), xyz, y(5z^2-1), z(5z^2-3), x(5z^2-1), z(x^2-y^2), x(x^2-3y^2)) under
+#: y -> -y, z -> -z; ``flipSh`` of spz's ``coordinateConverter`` with x = 1, y = z = -1.
+SH_FLIP_RDF_RUB = np.array([-1, -1, 1, -1, 1, 1, -1, 1, -1, 1, -1, -1, 1, -1, 1], np.float64)
+POS_FLIP_RDF_RUB = np.array([1.0, -1.0, -1.0])
+_SQRT1_2 = np.sqrt(0.5)
+_MASK9 = 511
+
+
+def round_away(x: np.ndarray) -> np.ndarray:
+    """Round half away from zero (C's ``round``), float64."""
+    x = np.asarray(x, np.float64)
+    return np.copysign(np.floor(np.abs(x) + 0.5), x)
+
+
+def to_u8(x: np.ndarray) -> np.ndarray:
+    """round_away(x) clipped to 0..255 as uint8 (spz ``toUint8``)."""
+    return np.clip(round_away(x), 0, 255).astype(np.uint8)
+
+
+# -- positions -------------------------------------------------------------------------------
+def position_range(fractional_bits: int) -> float:
+    """Largest |coordinate| (metres) representable with ``fractional_bits``: (2^23 - 1) / 2^bits."""
+    return (2**23 - 1) / 2.0**fractional_bits
+
+
+def pack_positions(means: np.ndarray, fractional_bits: int) -> np.ndarray:
+    """[N, 3] float positions -> [N*9] u8 24-bit fixed point. Caller checks the range."""
+    fixed = round_away(np.asarray(means, np.float64) * 2.0**fractional_bits).astype("<i4")
+    return np.ascontiguousarray(fixed.reshape(-1, 1).view(np.uint8)[:, :3]).reshape(-1)
+
+
+def unpack_positions(packed: np.ndarray, fractional_bits: int) -> np.ndarray:
+    """[N*9] u8 -> [N, 3] float64 positions (sign-extended 24-bit fixed point / 2^bits)."""
+    b = packed.reshape(-1, 3).astype(np.int32)
+    v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
+    v = v - ((v & 0x800000) << 1)
+    return (v.astype(np.float64) / 2.0**fractional_bits).reshape(-1, 3)
+
+
+# -- scalar attributes -------------------------------------------------------------------------
+def pack_scales(log_scales: np.ndarray) -> np.ndarray:
+    """[N, 3] log scales -> [N*3] u8, round((s + 10) * 16); representable range [-10, 5.9375]."""
+    return to_u8((np.asarray(log_scales, np.float64) + 10.0) * 16.0).reshape(-1)
+
+
+def unpack_scales(packed: np.ndarray) -> np.ndarray:
+    """[N*3] u8 -> [N, 3] log scales u / 16 - 10."""
+    return (packed.astype(np.float64) / 16.0 - 10.0).reshape(-1, 3)
+
+
+def pack_alphas(logit_opacities: np.ndarray) -> np.ndarray:
+    """[N] logits -> [N] u8, round(sigmoid(x) * 255)."""
+    return to_u8(sigmoid(logit_opacities) * 255.0)
+
+
+def unpack_alphas(packed: np.ndarray) -> np.ndarray:
+    """[N] u8 -> [N] logits of u / 255 clamped to [1/255, 254/255] (as the reference loader)."""
+    return logit(np.clip(packed / 255.0, 1.0 / 255.0, 254.0 / 255.0))
+
+
+def pack_colors(dc: np.ndarray) -> np.ndarray:
+    """[N, 3] SH DC coefficients -> [N*3] u8, round(dc * 0.15 * 255 + 127.5)."""
+    return to_u8(np.asarray(dc, np.float64) * (COLOR_SCALE * 255.0) + 127.5).reshape(-1)
+
+
+def unpack_colors(packed: np.ndarray) -> np.ndarray:
+    """[N*3] u8 -> [N, 3] DC coefficients (u / 255 - 0.5) / 0.15."""
+    return ((packed / 255.0 - 0.5) / COLOR_SCALE).reshape(-1, 3)
+
+
+# -- rotations ---------------------------------------------------------------------------------
+def _unit_xyzw(quats_wxyz: np.ndarray) -> np.ndarray:
+    q = np.asarray(quats_wxyz, np.float64)
+    q = q / np.linalg.norm(q, axis=1, keepdims=True)
+    return q[:, [1, 2, 3, 0]]
+
+
+def pack_rotations_smallest_three(quats_wxyz: np.ndarray) -> np.ndarray:
+    """[N, 4] (w, x, y, z) quaternions -> [N*4] u8 smallest-three encoding (spz v3+)."""
+    q = _unit_xyzw(quats_wxyz)
+    n = q.shape[0]
+    largest = np.argmax(np.abs(q), axis=1)
+    negate = q[np.arange(n), largest] < 0
+    comp = largest.astype(np.uint32)
+    for i in range(4):
+        keep = largest != i
+        neg = ((q[:, i] < 0) ^ negate).astype(np.uint32)
+        mag = np.minimum(np.floor(_MASK9 * (np.abs(q[:, i]) / _SQRT1_2) + 0.5), _MASK9).astype(np.uint32)
+        comp = np.where(keep, (comp << np.uint32(10)) | (neg << np.uint32(9)) | mag, comp)
+    return comp.astype("<u4").view(np.uint8).reshape(-1)
+
+
+def unpack_rotations_smallest_three(packed: np.ndarray) -> np.ndarray:
+    """[N*4] u8 -> [N, 4] unit quaternions (w, x, y, z)."""
+    comp = packed.reshape(-1, 4).copy().view("<u4").reshape(-1).astype(np.uint32)
+    largest = (comp >> np.uint32(30)).astype(np.int64)
+    q = np.zeros((comp.shape[0], 4))
+    for i in (3, 2, 1, 0):
+        keep = largest != i
+        mag = (comp & np.uint32(_MASK9)).astype(np.float64)
+        neg = ((comp >> np.uint32(9)) & np.uint32(1)).astype(bool)
+        val = _SQRT1_2 * mag / _MASK9
+        q[:, i] = np.where(keep, np.where(neg, -val, val), 0.0)
+        comp = np.where(keep, comp >> np.uint32(10), comp)
+    rest = np.maximum(0.0, 1.0 - (q * q).sum(axis=1))
+    q[np.arange(q.shape[0]), largest] = np.sqrt(rest)
+    return q[:, [3, 0, 1, 2]]
+
+
+def pack_rotations_first_three(quats_wxyz: np.ndarray) -> np.ndarray:
+    """[N, 4] (w, x, y, z) -> [N*3] u8: x, y, z of the unit quaternion with w >= 0 (spz v2)."""
+    q = _unit_xyzw(quats_wxyz)
+    q = np.where(q[:, 3:] < 0, -q, q)
+    return to_u8(q[:, :3] * 127.5 + 127.5).reshape(-1)
+
+
+def unpack_rotations_first_three(packed: np.ndarray) -> np.ndarray:
+    """[N*3] u8 -> [N, 4] (w, x, y, z) with w = sqrt(max(0, 1 - |xyz|^2))."""
+    xyz = packed.reshape(-1, 3) / 127.5 - 1.0
+    w = np.sqrt(np.maximum(0.0, 1.0 - (xyz * xyz).sum(axis=1)))
+    return np.concatenate([w[:, None], xyz], axis=1)
+
+
+# -- spherical harmonics ---------------------------------------------------------------------------
+def pack_sh(sh_rest: np.ndarray, sh1_bits: int = SH1_BITS, sh_rest_bits: int = SH_REST_BITS) -> np.ndarray:
+    """[N, D, 3] SH coefficients 1..D -> [N*D*3] u8 (legacy [-1, 1] quantisation with buckets of
+    2^(8 - sh1_bits) for degree 1 (coefficients 1..3) and 2^(8 - sh_rest_bits) above)."""
+    q = round_away(np.asarray(sh_rest, np.float64) * 128.0) + 128.0
+    bucket = np.full(sh_rest.shape[1], 2.0 ** (8 - sh_rest_bits))
+    bucket[:3] = 2.0 ** (8 - sh1_bits)
+    bucket = bucket[None, :, None]
+    q = np.floor((q + bucket / 2) / bucket) * bucket
+    return np.clip(q, 0, 255).astype(np.uint8).reshape(-1)
+
+
+def unpack_sh(packed: np.ndarray, dim: int) -> np.ndarray:
+    """[N*D*3] u8 -> [N, D, 3] coefficients (u - 128) / 128."""
+    return ((packed.astype(np.float64) - 128.0) / 128.0).reshape(-1, dim, 3)
+
+
+def flip_axes(means: np.ndarray, quats_wxyz: np.ndarray, sh_rest: np.ndarray):
+    """RDF <-> RUB (an involution): returns (means, quats, sh_rest) with y and z flipped."""
+    means = np.asarray(means, np.float64) * POS_FLIP_RDF_RUB
+    quats = np.asarray(quats_wxyz, np.float64) * np.array([1.0, 1.0, -1.0, -1.0])
+    sh_rest = np.asarray(sh_rest, np.float64) * SH_FLIP_RDF_RUB[: sh_rest.shape[1], None]
+    return means, quats, sh_rest
