@@ -1,0 +1,1 @@
+"""Stand-alone converters run as ``python -m resplat.tools.<name>``."""
