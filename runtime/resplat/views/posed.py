@@ -89,7 +89,7 @@ def fit_to_multiple(views: PosedViews, multiple: int = 64, mode: str = "crop") -
     Modes:
         ``"crop"``: the largest centred window whose sides are multiples (odd leftovers put the
             extra pixel on the right / bottom); no resampling, K's principal point shifts.
-        ``"resize"``: resample to the nearest multiples (at least one ``multiple``) with
+        ``"resize"``: resample to the nearest multiples (halves round up; at least one ``multiple``) with
             :func:`resize`; the aspect ratio may change slightly and K scales per axis.
 
     Raises:
@@ -104,7 +104,7 @@ def fit_to_multiple(views: PosedViews, multiple: int = 64, mode: str = "crop") -
             raise ViewsError(f"images of {w}x{h} are smaller than {multiple} px and cannot be cropped to a multiple of it")
         return crop(views, (w - nw) // 2, (h - nh) // 2, nw, nh)
     if mode == "resize":
-        nw = max(multiple, round(w / multiple) * multiple)
-        nh = max(multiple, round(h / multiple) * multiple)
+        nw = max(multiple, int(w / multiple + 0.5) * multiple)  # nearest, halves up
+        nh = max(multiple, int(h / multiple + 0.5) * multiple)
         return resize(views, nw, nh)
     raise ViewsError(f"unknown fit mode {mode!r} (use 'crop' or 'resize')")
