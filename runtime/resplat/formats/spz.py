@@ -70,7 +70,7 @@ def _unpack(path, packed: dict[str, np.ndarray], n: int, degree: int, frac: int,
     else:
         quats = q.unpack_rotations_first_three(packed["rotations"])
     dim = SH_DIM[degree]
-    sh_rest = q.unpack_sh(packed["sh"], dim)[:, : SH_DIM[min(degree, 3)]]
+    sh_rest = q.unpack_sh(packed["sh"], n, dim)[:, : SH_DIM[min(degree, 3)]]
     means, quats, sh_rest = q.flip_axes(means, quats, sh_rest)
     dc = q.unpack_colors(packed["colors"])
     return build_arrays(

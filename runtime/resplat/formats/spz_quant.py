@@ -170,9 +170,9 @@ def pack_sh(sh_rest: np.ndarray, sh1_bits: int = SH1_BITS, sh_rest_bits: int = S
     return np.clip(q, 0, 255).astype(np.uint8).reshape(-1)
 
 
-def unpack_sh(packed: np.ndarray, dim: int) -> np.ndarray:
+def unpack_sh(packed: np.ndarray, n: int, dim: int) -> np.ndarray:
     """[N*D*3] u8 -> [N, D, 3] coefficients (u - 128) / 128."""
-    return ((packed.astype(np.float64) - 128.0) / 128.0).reshape(-1, dim, 3)
+    return ((packed.astype(np.float64) - 128.0) / 128.0).reshape(n, dim, 3)
 
 
 def flip_axes(means: np.ndarray, quats_wxyz: np.ndarray, sh_rest: np.ndarray):
