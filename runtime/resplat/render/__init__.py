@@ -7,8 +7,10 @@ each projected covariance and the opacity is multiplied by sqrt(det(S) / det(S +
 Gaussians whose camera-space depth is below ``near`` or beyond ``far`` are culled. Colours are
 evaluated from SH of degree 0..3 in the direction from the camera centre to the mean, offset by
 0.5 and clamped at 0. Compositing is front to back in depth order: a Gaussian contributes at a
-pixel only if its alpha = min(0.99, opacity * exp(-0.5 d^T S^-1 d)) reaches 1/255, and a pixel
-stops before the Gaussian that would bring its transmittance to 1e-4 or below.
+pixel only if its alpha = min(0.999, opacity * exp(-0.5 d^T S^-1 d)) reaches 1/255 (0.999 is gsplat's
+clamp, RasterizeToPixels3DGSFwd.cu; the INRIA 3DGS code uses 0.99), and a pixel stops before
+the Gaussian that would bring its transmittance to 1e-4 or below. The expected depth ("ED") is
+sum(w_i z_i) / max(alpha, 1e-10) (gsplat rendering.py).
 
 Backends (all behind :func:`render`, same semantics, tested against one another):
 - ``"torch"``: pure PyTorch, tile-based; runs on CPU, CUDA and MPS. :mod:`.torch_backend`.
@@ -26,12 +28,12 @@ from ..cameras import Cameras
 from ..errors import BackendError
 from ..gaussians import Gaussians
 
-#: Defaults shared by every backend (gsplat's and ReSplat's values).
+#: Defaults shared by every backend (gsplat 1.5.3's values; ReSplat's release passes eps2d=0.1).
 NEAR = 0.01
 FAR = 1e10
 EPS2D = 0.3
 ALPHA_MIN = 1.0 / 255.0
-ALPHA_MAX = 0.99
+ALPHA_MAX = 0.999
 T_MIN = 1e-4
 
 
