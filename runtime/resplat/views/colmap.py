@@ -240,7 +240,7 @@ def read_colmap(model_dir: str | os.PathLike, images_dir: str | os.PathLike, bac
         if im.camera_id not in cams:
             raise ViewsError(f"{model_dir}: image {im.name!r} refers to camera {im.camera_id}, which is not in the model")
         cam = cams[im.camera_id]
-        p, model, d = _pinhole(cam, str(model_dir))
+        p, model, d = _pinhole(cam, str(_model_file(model_dir, "cameras")))
         first = first or cam
         if (cam.width, cam.height) != (first.width, first.height):
             raise ViewsError(f"{model_dir}: camera {cam.id} is {cam.width}x{cam.height} but camera {first.id} is {first.width}x{first.height}; all views must have one size")
