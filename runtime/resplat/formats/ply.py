@@ -47,6 +47,11 @@ def read_ply(path: str | os.PathLike) -> SplatArrays:
             ply = plyfile.PlyData.read(fh, mmap=False)
     except SplatFileError:
         raise
+    except plyfile.PlyElementParseError as e:
+        if "end-of-file" in str(e) and e.element is not None:
+            raise SplatFileError(path, f"truncated PLY: the header claims {e.element.count} {e.element.name} "
+                                       f"rows but the data ends in row {e.row}") from None
+        raise SplatFileError(path, f"malformed PLY: {_one_line(e)}") from None
     except plyfile.PlyParseError as e:
         raise SplatFileError(path, f"malformed PLY: {_one_line(e)}") from None
     except (ValueError, EOFError, IndexError, UnicodeDecodeError) as e:
