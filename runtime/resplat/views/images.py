@@ -22,9 +22,8 @@ from ..errors import ViewsError
 
 def _to_array(img: Image.Image, path, background: Sequence[float] | None) -> np.ndarray:
     """[H, W, 3] float32 in [0, 1] from any Pillow mode (8/16-bit, grey, palette, alpha)."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit (or 32-bit int) greyscale
-        scale = 65535.0 if img.mode.startswith("I;16") else float(max(np.asarray(img).max(), 1))
-        grey = np.asarray(img, dtype=np.float32) / scale
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit greyscale (older Pillow opens it as "I")
+        grey = np.asarray(img, dtype=np.float32) / 65535.0
         return np.repeat(np.clip(grey, 0, 1)[..., None], 3, axis=-1)
     if img.mode == "F":
         return np.repeat(np.clip(np.asarray(img, dtype=np.float32), 0, 1)[..., None], 3, axis=-1)
@@ -89,7 +88,7 @@ def save_image(path: str | os.PathLike, image: Tensor) -> None:
     failure never leaves a half-written file.
 
     Raises:
-        ViewsError: wrong shape or an unknown file suffix.
+        ViewsError: wrong shape, an unknown file suffix, or the file cannot be written.
     """
     path = Path(path)
     if image.dim() != 3 or image.shape[0] not in (1, 3):
@@ -103,6 +102,8 @@ def save_image(path: str | os.PathLike, image: Tensor) -> None:
     try:
         pil.save(tmp, format=fmt)
         os.replace(tmp, path)
+    except OSError as exc:
+        raise ViewsError(f"{path}: cannot write image ({exc})") from None
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -46,10 +46,12 @@ class PosedViews:
 
     @property
     def width(self) -> int:
+        """Image width W in pixels."""
         return self.cameras.width
 
     @property
     def height(self) -> int:
+        """Image height H in pixels."""
         return self.cameras.height
 
     def __getitem__(self, index) -> "PosedViews":
