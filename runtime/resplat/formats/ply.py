@@ -44,7 +44,8 @@ def read_ply(path: str | os.PathLike) -> SplatArrays:
             if not fh.read(5).startswith((b"ply\n", b"ply\r\n")):
                 raise SplatFileError(path, "not a PLY file (no 'ply' magic line)")
             fh.seek(0)
-            ply = plyfile.PlyData.read(fh, mmap=False)
+            # copy-on-write memory map: plyfile's non-mmap binary path reads value by value
+            ply = plyfile.PlyData.read(fh, mmap="c")
     except SplatFileError:
         raise
     except plyfile.PlyElementParseError as e:

@@ -194,7 +194,7 @@ def encode_spz(arrays: SplatArrays, path, version: int = 4, fractional_bits: int
     if version < 4:
         header = LEGACY_HEADER.pack(MAGIC, version, n, degree, frac, 0, 0)
         return gzip.compress(header + b"".join(p.tobytes() for p in packed), compresslevel=6, mtime=0)
-    cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True)
+    cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True, threads=-1)
     streams = [(cctx.compress(p.tobytes()), p.size) for p in packed if p.size]
     header = V4_HEADER.pack(MAGIC, 4, n, degree, frac, 0, len(streams), V4_HEADER.size)
     toc = b"".join(TOC_ENTRY.pack(len(c), u) for c, u in streams)

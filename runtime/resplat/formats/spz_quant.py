@@ -44,9 +44,12 @@ _MASK9 = 511
 
 
 def round_away(x: np.ndarray) -> np.ndarray:
-    """Round half away from zero (C's ``round``), float64."""
-    x = np.asarray(x, np.float64)
-    return np.copysign(np.floor(np.abs(x) + 0.5), x)
+    """Round half away from zero (C's ``round``), in the float dtype of ``x`` (exact for
+    |x| < 2^22 in float32)."""
+    x = np.asarray(x)
+    if x.dtype.kind != "f":
+        x = x.astype(np.float64)
+    return np.copysign(np.floor(np.abs(x) + x.dtype.type(0.5)), x)
 
 
 def to_u8(x: np.ndarray) -> np.ndarray:
@@ -162,8 +165,10 @@ def unpack_rotations_first_three(packed: np.ndarray) -> np.ndarray:
 def pack_sh(sh_rest: np.ndarray, sh1_bits: int = SH1_BITS, sh_rest_bits: int = SH_REST_BITS) -> np.ndarray:
     """[N, D, 3] SH coefficients 1..D -> [N*D*3] u8 (legacy [-1, 1] quantisation with buckets of
     2^(8 - sh1_bits) for degree 1 (coefficients 1..3) and 2^(8 - sh_rest_bits) above)."""
-    q = round_away(np.asarray(sh_rest, np.float64) * 128.0) + 128.0
-    bucket = np.full(sh_rest.shape[1], 2.0 ** (8 - sh_rest_bits))
+    # float32 is exact here: scaling by 128 and the bucket arithmetic stay on small integers
+    x = np.clip(np.asarray(sh_rest, np.float32), -4.0, 4.0)
+    q = round_away(x * np.float32(128.0)) + np.float32(128.0)
+    bucket = np.full(sh_rest.shape[1], 2.0 ** (8 - sh_rest_bits), np.float32)
     bucket[:3] = 2.0 ** (8 - sh1_bits)
     bucket = bucket[None, :, None]
     q = np.floor((q + bucket / 2) / bucket) * bucket
@@ -171,13 +176,13 @@ def pack_sh(sh_rest: np.ndarray, sh1_bits: int = SH1_BITS, sh_rest_bits: int = S
 
 
 def unpack_sh(packed: np.ndarray, n: int, dim: int) -> np.ndarray:
-    """[N*D*3] u8 -> [N, D, 3] coefficients (u - 128) / 128."""
-    return ((packed.astype(np.float64) - 128.0) / 128.0).reshape(n, dim, 3)
+    """[N*D*3] u8 -> [N, D, 3] float32 coefficients (u - 128) / 128 (exact in float32)."""
+    return ((packed.astype(np.float32) - np.float32(128.0)) / np.float32(128.0)).reshape(n, dim, 3)
 
 
 def flip_axes(means: np.ndarray, quats_wxyz: np.ndarray, sh_rest: np.ndarray):
     """RDF <-> RUB (an involution): returns (means, quats, sh_rest) with y and z flipped."""
     means = np.asarray(means, np.float64) * POS_FLIP_RDF_RUB
     quats = np.asarray(quats_wxyz, np.float64) * np.array([1.0, 1.0, -1.0, -1.0])
-    sh_rest = np.asarray(sh_rest, np.float64) * SH_FLIP_RDF_RUB[: sh_rest.shape[1], None]
+    sh_rest = sh_rest * SH_FLIP_RDF_RUB[: sh_rest.shape[1], None].astype(sh_rest.dtype)  # exact
     return means, quats, sh_rest
