@@ -48,6 +48,8 @@ def test_written_in_size_times_opacity_order(train_ply, tmp_path):
     exact = np.exp(a.log_scales.astype(np.float64).sum(1)) * sigmoid(a.logit_opacities)
     order = np.argsort(-exact, kind="stable")
     np.testing.assert_array_equal(rec[:, :3], a.means[order])
+    # linear scales stored exactly as float32(exp(log_scale))
+    np.testing.assert_array_equal(rec[:, 3:6], np.exp(a.log_scales[order].astype(np.float64)).astype(np.float32))
 
 
 def test_round_trip_within_quantisation(train_ply, tmp_path):
@@ -64,7 +66,8 @@ def test_round_trip_within_quantisation(train_ply, tmp_path):
     a = a.select(src)
     np.testing.assert_array_equal(b.means, a.means)
     # linear scales are stored exactly as float32(exp(log_scale)); log of that is within float32 rounding
-    np.testing.assert_allclose(np.exp(b.log_scales.astype(np.float64)), np.exp(a.log_scales.astype(np.float64)), rtol=3e-7)
+    scale_a, scale_b = (np.exp(x.log_scales.astype(np.float64)) for x in (a, b))
+    np.testing.assert_allclose(scale_b, scale_a, rtol=3e-7)
     # colour: round to nearest u8 -> DC error <= 0.5/255/C0 where 0.5 + C0*DC lies in [0, 1]
     rgb = 0.5 + SH_C0 * a.sh[:, 0].astype(np.float64)
     inside = (rgb >= 0) & (rgb <= 1)

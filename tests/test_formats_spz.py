@@ -73,16 +73,20 @@ def _legacy_file(version: int) -> bytes:
     return gzip.compress(header + b"".join(_streams(version)))
 
 
-def _v4_file(streams: list[bytes], n: int = 2, degree: int = 1) -> bytes:
+def _v4_file(streams: list[bytes], n: int = 2, degree: int = 1, extensions: bytes = b"") -> bytes:
     frames = [zstandard.ZstdCompressor(level=3).compress(s) for s in streams if s]
-    header = struct.pack("<IIIBBBBI12x", MAGIC, 4, n, degree, 12, 0, len(frames), 32)
+    flags = 0x2 if extensions else 0  # extension records sit between header and TOC
+    header = struct.pack("<IIIBBBBI12x", MAGIC, 4, n, degree, 12, flags, len(frames), 32 + len(extensions))
     toc = b"".join(struct.pack("<QQ", len(f), len(s)) for f, s in zip(frames, [s for s in streams if s]))
-    return header + toc + b"".join(frames)
+    return header + extensions + toc + b"".join(frames)
 
 
-@pytest.mark.parametrize("version", [2, 3, 4])
+@pytest.mark.parametrize("version", [2, 3, 4, "4+ext"])
 def test_hand_built_files_decode_to_known_values(tmp_path, version):
-    data = _v4_file(_streams(3)) if version == 4 else _legacy_file(version)
+    if version == "4+ext":  # an unknown ILV record (u32 type, u32 length, payload) is skipped
+        data, version = _v4_file(_streams(3), extensions=struct.pack("<II4s", 0xABCD, 4, b"abcd")), 4
+    else:
+        data = _v4_file(_streams(3)) if version == 4 else _legacy_file(version)
     path = tmp_path / f"v{version}.SPZ"
     path.write_bytes(data)
     a = read_splat_arrays(path)

@@ -38,7 +38,8 @@ def read_ply(path: str | os.PathLike) -> SplatArrays:
         if os.path.getsize(path) == 0:
             raise SplatFileError(path, "file is empty (0 bytes)")
     except OSError as e:
-        raise SplatFileError(path, "no such file" if isinstance(e, FileNotFoundError) else f"cannot read: {e.strerror}") from None
+        problem = "no such file" if isinstance(e, FileNotFoundError) else f"cannot read: {e.strerror}"
+        raise SplatFileError(path, problem) from None
     try:
         with open(path, "rb") as fh:
             if not fh.read(5).startswith((b"ply\n", b"ply\r\n")):
@@ -63,7 +64,8 @@ def read_ply(path: str | os.PathLike) -> SplatArrays:
     names = set(data.dtype.names or ())
     missing = [p for p in _REQUIRED if p not in names]
     if missing:
-        raise SplatFileError(path, f"PLY vertex element lacks propert{'y' if len(missing) == 1 else 'ies'} {', '.join(missing)}")
+        word = "property" if len(missing) == 1 else "properties"
+        raise SplatFileError(path, f"PLY vertex element lacks {word} {', '.join(missing)}")
     n_rest = sum(1 for name in names if name.startswith("f_rest_"))
     degree = sh_degree_for_count(n_rest // 3 + 1) if n_rest % 3 == 0 else None
     if degree is None:

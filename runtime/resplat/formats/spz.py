@@ -97,7 +97,8 @@ def _read_legacy(path, data: bytes) -> SplatArrays:
     layout = _layout(n, degree, version)
     need = LEGACY_HEADER.size + sum(size for _, size in layout)
     if len(raw) < need:
-        raise SplatFileError(path, f"spz payload holds {len(raw)} bytes but its header ({n} splats, SH degree {degree}) needs {need}")
+        raise SplatFileError(path, f"spz payload holds {len(raw)} bytes but its header "
+                                   f"({n} splats, SH degree {degree}) needs {need}")
     packed, offset = {}, LEGACY_HEADER.size
     for name, size in layout:
         packed[name] = np.frombuffer(raw, np.uint8, size, offset)
@@ -169,7 +170,8 @@ def choose_fractional_bits(means: np.ndarray) -> int:
 
 
 def encode_spz(arrays: SplatArrays, path, version: int = 4, fractional_bits: int | None = None,
-               sh1_bits: int = q.SH1_BITS, sh_rest_bits: int = q.SH_REST_BITS) -> bytes:
+               sh1_bits: int = q.SH1_BITS, sh_rest_bits: int = q.SH_REST_BITS,
+               zstd_level: int = ZSTD_LEVEL) -> bytes:
     """The bytes of an spz file of ``version`` (2, 3 or 4) holding ``arrays`` (RDF -> RUB).
 
     Raises:
@@ -186,7 +188,8 @@ def encode_spz(arrays: SplatArrays, path, version: int = 4, fractional_bits: int
     means, quats, sh_rest = q.flip_axes(arrays.means, arrays.quats, arrays.sh[:, 1:])
     frac = choose_fractional_bits(means) if fractional_bits is None else fractional_bits
     if not 0 <= frac <= 24 or np.abs(means).max() > q.position_range(frac):
-        raise SplatFileError(path, f"coordinates up to {np.abs(means).max():.6g} m do not fit 24-bit fixed point with {frac} fractional bits (max {q.position_range(frac):.6g} m)")
+        raise SplatFileError(path, f"coordinates up to {np.abs(means).max():.6g} m do not fit 24-bit fixed "
+                                   f"point with {frac} fractional bits (max {q.position_range(frac):.6g} m)")
     rot = q.pack_rotations_smallest_three(quats) if version >= 3 else q.pack_rotations_first_three(quats)
     packed = [q.pack_positions(means, frac), q.pack_alphas(arrays.logit_opacities),
               q.pack_colors(arrays.sh[:, 0]), q.pack_scales(arrays.log_scales), rot,
@@ -194,7 +197,7 @@ def encode_spz(arrays: SplatArrays, path, version: int = 4, fractional_bits: int
     if version < 4:
         header = LEGACY_HEADER.pack(MAGIC, version, n, degree, frac, 0, 0)
         return gzip.compress(header + b"".join(p.tobytes() for p in packed), compresslevel=6, mtime=0)
-    cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True, threads=-1)
+    cctx = zstandard.ZstdCompressor(level=zstd_level, write_content_size=True, threads=-1)
     streams = [(cctx.compress(p.tobytes()), p.size) for p in packed if p.size]
     header = V4_HEADER.pack(MAGIC, 4, n, degree, frac, 0, len(streams), V4_HEADER.size)
     toc = b"".join(TOC_ENTRY.pack(len(c), u) for c, u in streams)
@@ -202,16 +205,17 @@ def encode_spz(arrays: SplatArrays, path, version: int = 4, fractional_bits: int
 
 
 def write_spz(arrays: SplatArrays, path: str | os.PathLike, version: int = 4,
-              fractional_bits: int | None = None) -> None:
+              fractional_bits: int | None = None, zstd_level: int = ZSTD_LEVEL) -> None:
     """Write ``arrays`` as a Niantic ``.spz`` (default version 4, ZSTD level 12), atomically.
 
     ``fractional_bits`` None picks 12 or fewer to fit the scene (:func:`choose_fractional_bits`).
+    ``zstd_level`` 12 matches the reference writer; 3 is ~3x faster for ~3% larger files.
 
     Raises:
         SplatFileError: invalid ``arrays`` (NaN/inf, zero quaternion) or see :func:`encode_spz`;
             nothing is written then.
     """
     check_for_write(arrays, path)
-    data = encode_spz(arrays, path, version=version, fractional_bits=fractional_bits)
+    data = encode_spz(arrays, path, version=version, fractional_bits=fractional_bits, zstd_level=zstd_level)
     with atomic_write(path) as fh:
         fh.write(data)
