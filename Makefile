@@ -26,7 +26,7 @@ test: setup fixtures
 	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS) tests
 
 bench: setup fixtures
-	$(VENV)/bin/python benchmarks/run
+	PY=$(VENV)/bin/python bash benchmarks/run
 
 clean:
 	rm -rf $(VENV) .cache

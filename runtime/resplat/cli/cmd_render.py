@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import add_device_options, add_views_options, load_views, parse_color, pick_device, save_png, view_names
+from .common import add_device_options, add_views_options, load_views, parse_color, pick_device, view_names
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -27,7 +27,9 @@ def run(args, progress) -> None:
     import torch
 
     from ..formats import read_splats
+    from ..formats.atomic import atomic_write
     from ..render import render
+    from ..views import save_image
 
     device = pick_device(args.device)
     gaussians = read_splats(args.scene).to(device)
@@ -35,12 +37,14 @@ def run(args, progress) -> None:
     names = view_names(views)
     bg = torch.tensor(args.background, device=device)
     total = len(views.cameras)
+    args.out.mkdir(parents=True, exist_ok=True)
     for i in range(total):
         with torch.no_grad():
             out = render(gaussians, views.cameras[i], background=bg, backend=args.backend)
-        save_png(out.rgb[0], args.out / f"{names[i]}.png")
+        save_image(args.out / f"{names[i]}.png", out.rgb[0].clamp(0, 1).cpu())
         if args.depth:
-            np.save(args.out / f"{names[i]}.depth.npy", out.depth[0, 0].cpu().numpy())
+            with atomic_write(args.out / f"{names[i]}.depth.npy") as fh:
+                np.save(fh, out.depth[0, 0].cpu().numpy())
         progress.step("render", i + 1, total)
     progress.message("render", f"wrote {total} images to {args.out}")
     progress.result("render", path=str(args.out), count=total)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 from pathlib import Path
 
 from ..errors import ResplatError
@@ -83,24 +82,6 @@ def holdout_split(n: int, every: int) -> tuple[list[int], list[int]]:
     if not train:
         raise ResplatError(f"--holdout {every} leaves no training views out of {n}")
     return train, test
-
-
-def save_png(image, path: Path) -> None:
-    """Write a [3,H,W] float image in [0,1] (sRGB-encoded values) as an 8-bit PNG, atomically."""
-    import numpy as np
-    from PIL import Image
-
-    arr = (image.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        Image.fromarray(arr).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def view_names(views) -> list[str]:

@@ -137,6 +137,16 @@ class SplatArrays:
             raise ResplatError(f"boolean mask must have shape [{len(self)}], got {list(index.shape)}")
         return type(self)(**{k: v[index] for k, v in self.arrays().items()})
 
+    def with_sh_degree(self, degree: int) -> "SplatArrays":
+        """New SplatArrays with SH truncated or zero-padded to ``degree`` (0..3)."""
+        if degree not in SH_COUNTS:
+            raise ResplatError(f"SH degree must be 0, 1, 2 or 3, got {degree}")
+        k = SH_COUNTS[degree]
+        sh = self.sh[:, :k]
+        if sh.shape[1] < k:
+            sh = np.concatenate([sh, np.zeros((len(self), k - sh.shape[1], 3), np.float32)], axis=1)
+        return type(self)(self.means, self.quats, self.log_scales, self.logit_opacities, sh)
+
     @classmethod
     def empty(cls, sh_degree: int = 0) -> "SplatArrays":
         """Zero splats of the given SH degree (0..3)."""
