@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import CancelledError, ResplatError
+from ..errors import ResplatError
 from .common import add_device_options, add_views_options, holdout_split, load_views, parse_color, pick_device
 
 
@@ -59,18 +59,15 @@ def run(args, progress) -> None:
     bg = torch.tensor(args.background)
 
     def callback(info) -> bool:
-        metrics = {"loss": info.loss}
+        metrics = {"loss": info.loss, "gaussians": info.num_gaussians}
         if getattr(info, "psnr", None) is not None:
             metrics["psnr"] = info.psnr
         progress.step("optimize", info.step, info.total, **metrics)
         return True
 
-    try:
-        result = optimize(gaussians.to(device), images_train.to(device), cams_train.to(device), args.steps,
-                          backend=args.backend, background=bg.to(device), prune_opacity=args.prune,
-                          callback=callback, seed=args.seed)
-    except CancelledError:
-        raise
+    result = optimize(gaussians.to(device), images_train.to(device), cams_train.to(device), args.steps,
+                      backend=args.backend, background=bg.to(device), prune_opacity=args.prune,
+                      callback=callback, seed=args.seed)
     final = result.gaussians.detach()
     metrics = {"gaussians": len(final), "seconds": round(result.seconds, 3)}
     if test:
