@@ -6,6 +6,8 @@ centre p, for each Gaussian of the pixel's tile in depth order,
 sigma = 0.5 (a dx^2 + c dy^2) + b dx dy with d = mean2d - p; skip if sigma < 0;
 alpha = min(0.999, opacity exp(-sigma)); skip if alpha < 1/255; stop (excluding this Gaussian)
 once T (1 - alpha) <= 1e-4; otherwise w = alpha T is added to colour and depth and T *= 1 - alpha.
+(The conic is positive definite after the eps2d blur, so sigma >= 0 and gsplat's sigma < 0 test
+never fires here; alpha is computed as exp(log(opacity) - sigma).)
 
 The work is vectorised over [tiles, pixels, chunk of the depth-sorted list]: tiles are processed
 longest list first, ``chunk`` Gaussians at a time, carrying T and a "done" flag per pixel, and a
@@ -30,67 +32,82 @@ MAX_ELEMS = 1 << 23
 
 
 class _Plan:
-    """Tile geometry shared by forward and backward: non-empty tiles sorted by list length."""
+    """Tile geometry shared by forward and backward: non-empty tiles sorted by list length, and
+    the pixel monomials (1, x, y, x^2, xy, y^2) of tile-local pixel centres (tile centre = 0)."""
 
-    def __init__(self, bins: TileBins, width: int, height: int, dtype, device):
+    def __init__(self, bins: TileBins, dtype, device):
         s = bins.tile_size
         lengths = bins.tile_offsets[1:] - bins.tile_offsets[:-1]
         nonempty = torch.nonzero(lengths > 0).squeeze(1)
         self.tiles = nonempty[torch.argsort(lengths[nonempty], descending=True, stable=True)]
         self.starts = bins.tile_offsets[:-1][self.tiles]
         self.lengths = lengths[self.tiles]
-        per_view = bins.tiles_x * bins.tiles_y
-        local = self.tiles % per_view
-        tx, ty = local % bins.tiles_x, local // bins.tiles_x
-        ar = torch.arange(s, device=device, dtype=dtype) + 0.5
-        self.px = (tx[:, None, None] * s + ar[None, None, :]).to(dtype).expand(-1, s, s).reshape(-1, s * s)
-        self.py = (ty[:, None, None] * s + ar[None, :, None]).to(dtype).expand(-1, s, s).reshape(-1, s * s)
+        local = self.tiles % (bins.tiles_x * bins.tiles_y)
+        self.centres = torch.stack([local % bins.tiles_x, local // bins.tiles_x], 1).to(dtype) * s + 0.5 * s
+        ar = torch.arange(s, device=device, dtype=dtype) + 0.5 - 0.5 * s
+        y, x = torch.meshgrid(ar, ar, indexing="ij")  # row-major pixels of a tile
+        x, y = x.reshape(-1), y.reshape(-1)
+        self.monomials = torch.stack([torch.ones_like(x), x, y, x * x, x * y, y * y], 1)  # [s*s, 6]
         self.n_pix = s * s
 
-    def rounds(self, done: Tensor):
-        """Yield (k, act) for each chunk round: act are indices of tiles still drawing."""
+    def rounds(self, Tc: Tensor):
+        """Yield (k, act) per batch of each chunk round; act indexes the tiles still drawing
+        (``Tc``, the carried transmittance [tiles, pixels], is 0 where a pixel has stopped)."""
         k = 0
         max_len = int(self.lengths[0]) if len(self.lengths) else 0
+        step = max(1, MAX_ELEMS // (self.n_pix * CHUNK))
         while k * CHUNK < max_len:
             n = int((self.lengths > k * CHUNK).sum())
-            act = torch.arange(n, device=self.lengths.device)
-            act = act[~done[:n].all(1)]
+            act = torch.nonzero((Tc[:n] > 0).any(1)).squeeze(1)
             if len(act) == 0:
                 break
-            step = max(1, MAX_ELEMS // (self.n_pix * CHUNK))
             for i in range(0, len(act), step):
                 yield k, act[i:i + step]
             k += 1
 
 
-def _alphas(plan: _Plan, feat: Tensor, flat: Tensor, k: int, act: Tensor):
-    """Recompute one chunk: gathered features [A, L, 10], dx, dy, sigma terms and alphas [A, P, L]."""
+def _gather(plan: _Plan, feat: Tensor, flat: Tensor, k: int, act: Tensor):
+    """Features [A, L, 10] of the k-th chunk of each active tile's list (padding: the dummy row),
+    with the means made tile-local."""
     idx = plan.starts[act, None] + k * CHUNK + torch.arange(CHUNK, device=act.device)
     in_list = idx < (plan.starts[act] + plan.lengths[act])[:, None]
     gid = torch.where(in_list, flat[idx.clamp_max(len(flat) - 1)], feat.shape[0] - 1)
-    f = feat[gid]  # [A, L, 10]
-    dx = f[:, None, :, 0] - plan.px[act][:, :, None]
-    dy = f[:, None, :, 1] - plan.py[act][:, :, None]
-    sigma = 0.5 * (f[:, None, :, 2] * dx * dx + f[:, None, :, 4] * dy * dy) + f[:, None, :, 3] * dx * dy
-    raw = f[:, None, :, 5] * torch.exp(-sigma)
-    keep = (sigma >= 0) & (raw >= ALPHA_MIN)
-    alpha = torch.where(keep, raw.clamp_max(ALPHA_MAX), 0)
-    return gid, f, dx, dy, raw, keep, alpha
+    f = feat[gid]
+    m = f[..., 0:2] - plan.centres[act][:, None, :]
+    return gid, f, m
 
 
-def _transmittance(alpha: Tensor, T0: Tensor, done0: Tensor):
-    """Transmittance before each Gaussian [A, P, L], after it, and the mask of drawn Gaussians."""
+def _alphas(plan: _Plan, f: Tensor, m: Tensor):
+    """raw = opacity exp(-sigma) [A, P, L] as exp(monomials @ coefficients): sigma is a quadratic
+    polynomial in the tile-local pixel position, so one matmul evaluates it for the whole tile."""
+    a, b, c, op = f[..., 2], f[..., 3], f[..., 4], f[..., 5]
+    mx, my = m[..., 0], m[..., 1]
+    coef = torch.stack([
+        torch.log(op.clamp_min(1e-30)) - (0.5 * a * mx * mx + 0.5 * c * my * my + b * mx * my),
+        a * mx + b * my, c * my + b * mx, -0.5 * a, -b, -0.5 * c,
+    ], 1)  # [A, 6, L]: log(opacity) - sigma
+    raw = torch.exp(torch.matmul(plan.monomials, coef))
+    alpha = torch.where(raw >= ALPHA_MIN, raw.clamp_max(ALPHA_MAX), 0)
+    return raw, alpha
+
+
+def _transmittance(alpha: Tensor, T0: Tensor):
+    """(1 - alpha), T after and before each Gaussian [A, P, L], weights and drawn mask. T0 is 0
+    for finished pixels, so nothing more is drawn there."""
     om = 1 - alpha
     next_T = T0[:, :, None] * torch.cumprod(om, -1)
     T_before = torch.cat([T0[:, :, None], next_T[:, :, :-1]], -1)
-    drawn = (next_T > T_MIN) & ~done0[:, :, None]
-    return om, next_T, T_before, drawn
+    drawn = next_T > T_MIN
+    w = torch.where(drawn, alpha * T_before, 0)
+    return om, next_T, T_before, drawn, w
 
 
-def _advance(next_T, drawn, T0, done0):
+def _advance(next_T, drawn, T0):
+    """Carried T after the chunk: T after the last drawn Gaussian, 0 once the pixel stopped
+    (pixels already stopped stay 0)."""
     n = drawn.sum(-1, keepdim=True)
-    T1 = torch.where(n[..., 0] > 0, next_T.gather(-1, (n - 1).clamp_min(0))[..., 0], T0)
-    return T1, done0 | (next_T[:, :, -1] <= T_MIN)
+    T_last = torch.where(n[..., 0] > 0, next_T.gather(-1, (n - 1).clamp_min(0))[..., 0], T0)
+    return torch.where(next_T[:, :, -1] <= T_MIN, 0, T_last), T_last
 
 
 class CompositeTiles(torch.autograd.Function):
@@ -100,67 +117,64 @@ class CompositeTiles(torch.autograd.Function):
     the grid ([n_tiles, tile_size^2]): accumulated colour [.., 3], accumulated depth, final T."""
 
     @staticmethod
-    def forward(ctx, means2d, conics, opacities, colors, depths, bins: TileBins, width: int, height: int):
+    def forward(ctx, means2d, conics, opacities, colors, depths, bins: TileBins):
         dtype, device = means2d.dtype, means2d.device
         feat = torch.cat([means2d, conics, opacities[:, None], depths[:, None], colors], 1)
         feat = torch.cat([feat, feat.new_zeros(1, 10)], 0)  # dummy Gaussian (opacity 0) for padding
-        plan = _Plan(bins, width, height, dtype, device)
+        plan = _Plan(bins, dtype, device)
         nt, npix = len(plan.tiles), plan.n_pix
+        Tc = torch.ones(nt, npix, dtype=dtype, device=device)  # carried T, 0 once stopped
         T = torch.ones(nt, npix, dtype=dtype, device=device)
-        done = torch.zeros(nt, npix, dtype=torch.bool, device=device)
-        C = torch.zeros(nt, npix, 3, dtype=dtype, device=device)
-        D = torch.zeros(nt, npix, dtype=dtype, device=device)
-        for k, act in plan.rounds(done):
-            gid, f, dx, dy, raw, keep, alpha = _alphas(plan, feat, bins.flatten_ids, k, act)
-            om, next_T, T_before, drawn = _transmittance(alpha, T[act], done[act])
-            w = torch.where(drawn, alpha * T_before, 0)
-            C[act] += torch.bmm(w, f[:, :, 7:10])
-            D[act] += torch.bmm(w, f[:, :, 6:7])[..., 0]
-            T[act], done[act] = _advance(next_T, drawn, T[act], done[act])
+        CD = torch.zeros(nt, npix, 4, dtype=dtype, device=device)
+        for k, act in plan.rounds(Tc):
+            gid, f, m = _gather(plan, feat, bins.flatten_ids, k, act)
+            raw, alpha = _alphas(plan, f, m)
+            om, next_T, T_before, drawn, w = _transmittance(alpha, Tc[act])
+            CD[act] += torch.bmm(w, f[:, :, 6:10])
+            T0 = Tc[act]
+            Tc[act], T_last = _advance(next_T, drawn, T0)
+            T[act] = torch.where(T0 > 0, T_last, T[act])  # the true T of stopped pixels is kept
         n_all = bins.tile_offsets.numel() - 1
-        C_all = C.new_zeros(n_all, npix, 3)
-        D_all = D.new_zeros(n_all, npix)
+        CD_all = CD.new_zeros(n_all, npix, 4)
         T_all = T.new_ones(n_all, npix)
-        C_all[plan.tiles], D_all[plan.tiles], T_all[plan.tiles] = C, D, T
-        ctx.save_for_backward(feat, C, D, T)
+        CD_all[plan.tiles], T_all[plan.tiles] = CD, T
+        ctx.save_for_backward(feat, CD, T)
         ctx.plan, ctx.bins = plan, bins
-        return C_all, D_all, T_all
+        return CD_all[..., 1:4], CD_all[..., 0], T_all
 
     @staticmethod
     def backward(ctx, gC_all, gD_all, gT_all):
-        feat, C, D, T_final = ctx.saved_tensors
+        feat, CD, T_final = ctx.saved_tensors
         plan, bins = ctx.plan, ctx.bins
-        gC, gD, gT = gC_all[plan.tiles], gD_all[plan.tiles], gT_all[plan.tiles]
-        S = (gC * C).sum(-1) + gD * D + gT * T_final
-        nt, npix = len(plan.tiles), plan.n_pix
-        T = torch.ones_like(T_final)
-        done = torch.zeros(nt, npix, dtype=torch.bool, device=T.device)
+        g_cd = torch.cat([gD_all[:, :, None], gC_all], -1)[plan.tiles]  # [nt, P, 4] (depth, rgb)
+        S = (g_cd * CD).sum(-1) + gT_all[plan.tiles] * T_final
+        Tc = torch.ones_like(T_final)
         prefix = torch.zeros_like(T_final)
         gfeat = torch.zeros_like(feat)
-        for k, act in plan.rounds(done):
-            gid, f, dx, dy, raw, keep, alpha = _alphas(plan, feat, bins.flatten_ids, k, act)
-            om, next_T, T_before, drawn = _transmittance(alpha, T[act], done[act])
-            w = torch.where(drawn, alpha * T_before, 0)
-            gc, gd = gC[act], gD[act]
-            v = torch.bmm(gc, f[:, :, 7:10].transpose(1, 2)) + gd[:, :, None] * f[:, None, :, 6]
-            wv = w * v
-            incl = prefix[act][:, :, None] + torch.cumsum(wv, -1)
+        for k, act in plan.rounds(Tc):
+            gid, f, m = _gather(plan, feat, bins.flatten_ids, k, act)
+            raw, alpha = _alphas(plan, f, m)
+            om, next_T, T_before, drawn, w = _transmittance(alpha, Tc[act])
+            gcd = g_cd[act]
+            v = torch.bmm(gcd, f[:, :, 6:10].transpose(1, 2))  # dL/dC . c_j + dL/dD z_j
+            incl = prefix[act][:, :, None] + torch.cumsum(w * v, -1)
             prefix[act] = incl[:, :, -1]
-            g_alpha = torch.where(drawn & keep & (raw <= ALPHA_MAX), T_before * v - (S[act][:, :, None] - incl) / om, 0)
-            g_raw = g_alpha * raw  # d alpha / d opacity = raw / opacity; d alpha / d sigma = -raw
+            ok = drawn & (raw >= ALPHA_MIN) & (raw <= ALPHA_MAX)
+            G = torch.where(ok, (T_before * v - (S[act][:, :, None] - incl) / om) * raw, 0)  # dL/dlog(raw)
+            Q = torch.matmul(plan.monomials.T, G)  # [A, 6, L]: sums of G x^i y^j over the tile
+            mx, my = m[..., 0], m[..., 1]
+            sx, sy = mx * Q[:, 0] - Q[:, 1], my * Q[:, 0] - Q[:, 2]  # sum G dx, sum G dy
+            sxx = mx * mx * Q[:, 0] - 2 * mx * Q[:, 1] + Q[:, 3]
+            sxy = mx * my * Q[:, 0] - mx * Q[:, 2] - my * Q[:, 1] + Q[:, 4]
+            syy = my * my * Q[:, 0] - 2 * my * Q[:, 2] + Q[:, 5]
+            a, b, c = f[..., 2], f[..., 3], f[..., 4]
             g = torch.empty(*gid.shape, 10, dtype=feat.dtype, device=feat.device)
-            g[..., 5] = g_raw.sum(1) / f[..., 5].clamp_min(1e-30)
-            g_sigma = -g_raw
-            gsx = (g_sigma * dx).sum(1)
-            gsy = (g_sigma * dy).sum(1)
-            g[..., 0] = f[..., 2] * gsx + f[..., 3] * gsy
-            g[..., 1] = f[..., 4] * gsy + f[..., 3] * gsx
-            g[..., 2] = 0.5 * (g_sigma * dx * dx).sum(1)
-            g[..., 3] = (g_sigma * dx * dy).sum(1)
-            g[..., 4] = 0.5 * (g_sigma * dy * dy).sum(1)
-            g[..., 6] = (w * gd[:, :, None]).sum(1)
-            g[..., 7:10] = torch.bmm(w.transpose(1, 2), gc)
+            g[..., 0] = -(a * sx + b * sy)  # d sigma / d mean2d = conic @ d
+            g[..., 1] = -(c * sy + b * sx)
+            g[..., 2], g[..., 3], g[..., 4] = -0.5 * sxx, -sxy, -0.5 * syy
+            g[..., 5] = Q[:, 0] / f[..., 5].clamp_min(1e-30)
+            g[..., 6:10] = torch.bmm(w.transpose(1, 2), gcd)
             gfeat.index_add_(0, gid.reshape(-1), g.reshape(-1, 10))
-            T[act], done[act] = _advance(next_T, drawn, T[act], done[act])
+            Tc[act] = _advance(next_T, drawn, Tc[act])[0]
         gfeat = gfeat[:-1]
-        return gfeat[:, 0:2], gfeat[:, 2:5], gfeat[:, 5], gfeat[:, 7:10], gfeat[:, 6], None, None, None
+        return gfeat[:, 0:2], gfeat[:, 2:5], gfeat[:, 5], gfeat[:, 7:10], gfeat[:, 6], None

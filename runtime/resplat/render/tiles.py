@@ -43,6 +43,8 @@ def bin_gaussians(
     width: int,
     height: int,
     tile_size: int = 16,
+    conics: Tensor | None = None,
+    opacities: Tensor | None = None,
 ) -> TileBins:
     """Build the sorted intersection list (no gradient).
 
@@ -53,6 +55,10 @@ def bin_gaussians(
         view_ids: [P] int64 view of each entry.
         n_views, width, height: number of views and image size in pixels.
         tile_size: tile edge in pixels.
+        conics: optional [P, 3] inverse 2D covariances (a, b, c) and opacities [P] (compensation
+            included): when given, pairs whose ellipse reaches alpha >= 1/255 at no pixel centre
+            of the tile are dropped (exact and conservative; fewer pairs than gsplat's boxes, the
+            same image, since such pairs are skipped by the alpha floor anyway).
 
     Returns:
         :class:`TileBins`.
@@ -77,8 +83,37 @@ def bin_gaussians(
         local = torch.arange(total, device=device) - first[owner]
         nxo = nx[owner]
         tile = (view_ids[order][owner] * ty_n + y0[owner] + local // nxo) * tx_n + x0[owner] + local % nxo
+        if conics is not None:
+            tx = x0[owner] + local % nxo
+            ty = y0[owner] + local // nxo
+            keep = _reaches_tile(means2d.detach()[order][owner], conics.detach()[order][owner],
+                                 opacities.detach()[order][owner], tx, ty, tile_size)
+            owner, tile = owner[keep], tile[keep]
         tile, perm = torch.sort(tile, stable=True)
         flatten_ids = order[owner[perm]]
         tile_offsets = torch.zeros(n_tiles + 1, dtype=torch.long, device=device)
         tile_offsets[1:] = torch.cumsum(torch.bincount(tile, minlength=n_tiles), 0)
     return TileBins(flatten_ids, tile_offsets, tx_n, ty_n, tile_size)
+
+
+def _reaches_tile(means2d: Tensor, conics: Tensor, opacities: Tensor, tx: Tensor, ty: Tensor, s: int) -> Tensor:
+    """[M] bool: min over the tile's pixel-centre rectangle of sigma(d) = 0.5 a dx^2 + b dx dy +
+    0.5 c dy^2 is at most ln(255 opacity) (i.e. some pixel may reach alpha >= 1/255). The minimum
+    of the convex quadratic over a box is 0 inside it, else on one of its four edges, where the
+    1D minimiser is clamped to the edge."""
+    lo_x, lo_y = tx.to(means2d.dtype) * s + 0.5, ty.to(means2d.dtype) * s + 0.5
+    hi_x, hi_y = lo_x + (s - 1), lo_y + (s - 1)
+    mx, my = means2d[:, 0], means2d[:, 1]
+    a, b, c = conics.unbind(-1)
+    limit = torch.log(opacities.clamp_min(1e-30) * 255.0) + 1e-3  # margin for rounding
+    inside = (mx >= lo_x) & (mx <= hi_x) & (my >= lo_y) & (my <= hi_y)
+    best = torch.full_like(mx, float("inf"))
+    for px, fixed_is_x in ((lo_x, True), (hi_x, True), (lo_y, False), (hi_y, False)):
+        if fixed_is_x:  # edge x = px: dx fixed, dy free in [my - hi_y, my - lo_y]
+            dx = mx - px
+            dy = (-b * dx / c).clamp(my - hi_y, my - lo_y)
+        else:
+            dy = my - px
+            dx = (-b * dy / a).clamp(mx - hi_x, mx - lo_x)
+        best = torch.minimum(best, 0.5 * a * dx * dx + b * dx * dy + 0.5 * c * dy * dy)
+    return inside | (best <= limit)

@@ -70,8 +70,9 @@ def render_torch(
     dirs = gaussians.means[gauss_ids] - centers[view_ids]
     colors = sh_to_colors(sh_degree, dirs, gaussians.sh[gauss_ids])
 
-    bins = bin_gaussians(means2d, proj.radii[view_ids, gauss_ids], depths, view_ids, V, W, H, tile_size)
-    C, D, T = CompositeTiles.apply(means2d, conics, opacities, colors, depths, bins, W, H)
+    bins = bin_gaussians(means2d, proj.radii[view_ids, gauss_ids], depths, view_ids, V, W, H, tile_size,
+                         conics=conics, opacities=opacities)
+    C, D, T = CompositeTiles.apply(means2d, conics, opacities, colors, depths, bins)
     s, tx, ty = tile_size, bins.tiles_x, bins.tiles_y
 
     def untile(x: Tensor) -> Tensor:  # [V * ty * tx, s * s, c] -> [V, c, H, W]
