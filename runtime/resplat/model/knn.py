@@ -18,17 +18,20 @@ sorted ascending. :func:`knn` returns the same neighbours:
 - returned distances are *squared* (pointops returns their square roots), int64 indices;
 - N < k raises (pointops silently pads with index -1).
 
-Algorithm (exact, memory bounded by ``chunk_size x N`` distances): queries are put in Morton
-(Z-curve) order and processed in chunks of ``chunk_size`` spatially close queries. For a chunk
-with bounding box Q, any k points give an upper bound r_q on each query's k-th distance; taking
-them from inside Q (strided to at most ``chunk_size`` points) keeps the bound tight. Every true
-neighbour of a query in Q then lies within R = max r_q of Q, so only the points whose distance
-to Q is at most R are candidates. On the candidates, distances come from the expansion
-|q|^2 - 2 q.p + |p|^2 in coordinates centred on Q (one matrix product); the k + 1 smallest are
-selected with ``topk``, the k selected distances are recomputed exactly from coordinate
-differences, and a row is accepted only if the (k+1)-th expanded distance exceeds the k-th exact
-one by more than the expansion's rounding bound. Rows that fail (near-ties, duplicates) are
-redone from exact differences with a stable sort. Half-precision inputs are computed in float32.
+Algorithm (exact, memory bounded by ``chunk_size x N`` distances): queries are sorted along a
+Morton (Z-order) curve and split into chunks of at most ``chunk_size`` that each lie in one
+octree cell, so a chunk's bounding box Q is compact. A chunk searches only the points within a
+radius R of Q, R being the radius that sufficed for 90% of the previous chunk's queries (for the
+first chunk, or when fewer than k points fall inside, an upper bound from up to ``chunk_size``
+points inside Q). A query whose k-th distance is at most R is final, since every point left out
+is farther than R from Q; the others are searched once more with R = the largest of their k-th
+distances, which bounds their true k-th distances, so the second pass is exact. Within a search,
+distances come from the expansion |q|^2 - 2 q.p + |p|^2 in coordinates centred on the box (one
+matrix product); the k + 1 smallest are selected with ``topk``, the k selected distances are
+recomputed exactly from coordinate differences, and a row is accepted only if the (k+1)-th
+expanded distance exceeds the k-th exact one by more than the expansion's rounding bound. Rows
+that fail (near-ties, duplicates) are redone from exact differences with a stable sort.
+Half-precision inputs are computed in float32.
 """
 
 from __future__ import annotations
@@ -134,11 +137,13 @@ def _knn_single(points: Tensor, k: int, queries: Tensor | None, chunk_size: int)
     codes = morton_codes(q_all)
     codes, order = torch.sort(codes)
     extent = float((torch.cat([points, q_all]).amax(0) - torch.cat([points, q_all]).amin(0)).max())
+    guess = None  # search radius^2 that sufficed for most queries of the previous chunk
     for start, end in _octree_chunks(codes, chunk_size):
         rows = order[start:end]
-        i, d = _knn_chunk(points, q_all[rows], k, chunk_size, extent)
+        i, d = _knn_chunk(points, q_all[rows], k, chunk_size, extent, guess)
         idx_out[rows] = i
         d2_out[rows] = d
+        guess = float(torch.quantile(d[:, -1].float(), 0.9)) * (1.0 + 1e-5)
     return idx_out, d2_out
 
 
@@ -191,13 +196,47 @@ def _octree_chunks(codes: Tensor, chunk_size: int) -> list[tuple[int, int]]:
     return out
 
 
-def _knn_chunk(points: Tensor, q: Tensor, k: int, cap: int, extent: float) -> tuple[Tensor, Tensor]:
-    """Exact kNN of the chunk q [c, 3] among points [N, 3] (see the module docstring)."""
+def _knn_chunk(points: Tensor, q: Tensor, k: int, cap: int, extent: float,
+               r2_guess: float | None) -> tuple[Tensor, Tensor]:
+    """Exact kNN of the chunk q [c, 3] among points [N, 3] (see the module docstring).
+
+    Searches the points within sqrt(r2) of the chunk's bounding box, r2 being ``r2_guess`` (the
+    previous chunk's radius) or else an upper bound from points inside the box. A query whose
+    k-th distance is within the searched radius is final: every point left out is farther. The
+    other queries are searched again with the largest of their k-th distances, which bounds
+    their true k-th distances, so a second pass is always exact.
+    """
+    box_d2, centre = _box_d2(points, q)
+    r2 = r2_guess
+    cand = None if r2 is None else torch.nonzero(box_d2 <= r2).squeeze(1)
+    if cand is None or cand.numel() < k:
+        r2 = _upper_bound(points, q, centre, box_d2, k, cap, extent)
+        cand = torch.nonzero(box_d2 <= r2).squeeze(1)
+    sel, d2 = _select(points[cand], q, centre, k, exact=True)
+    idx = cand[sel]
+    short = d2[:, -1] > r2 * (1.0 - 1e-5)
+    if bool(short.any()):
+        rows = torch.nonzero(short).squeeze(1)
+        r2 = float(d2[rows, -1].max()) * (1.0 + 1e-5)
+        box_d2, centre = _box_d2(points, q[rows])
+        cand = torch.nonzero(box_d2 <= r2).squeeze(1)
+        sel, d2_rows = _select(points[cand], q[rows], centre, k, exact=True)
+        idx[rows] = cand[sel]
+        d2[rows] = d2_rows
+    return idx, d2
+
+
+def _box_d2(points: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
+    """Squared distance [N] of each point to the bounding box of q [c, 3], and the box centre [3]."""
     lo, hi = q.amin(0), q.amax(0)
-    centre = 0.5 * (lo + hi)
-    box_d2 = ((lo - points).clamp_min(0) + (points - hi).clamp_min(0)).square().sum(1)  # [N]
-    # 1. Upper bound R on every query's k-th squared distance, from k or more nearby points.
-    margin, seed = 0.0, None
+    box_d2 = ((lo - points).clamp_min(0) + (points - hi).clamp_min(0)).square().sum(1)
+    return box_d2, 0.5 * (lo + hi)
+
+
+def _upper_bound(points: Tensor, q: Tensor, centre: Tensor, box_d2: Tensor, k: int, cap: int,
+                 extent: float) -> float:
+    """A radius^2 >= every query's k-th squared distance, from k..cap points near the box."""
+    margin = 0.0
     while True:
         seed = torch.nonzero(box_d2 <= margin * margin).squeeze(1)
         if seed.numel() >= k:
@@ -206,11 +245,7 @@ def _knn_chunk(points: Tensor, q: Tensor, k: int, cap: int, extent: float) -> tu
     if seed.numel() > max(cap, k):
         seed = seed[torch.linspace(0, seed.numel() - 1, max(cap, k), device=seed.device).round().long()]
     _, bound_d2 = _select(points[seed], q, centre, k)
-    r2 = float(bound_d2[:, -1].max()) * (1.0 + 1e-5)
-    # 2. Candidates: every point within R of the chunk's box; in ascending index order.
-    cand = torch.nonzero(box_d2 <= r2).squeeze(1)
-    sel, d2 = _select(points[cand], q, centre, k, exact=True)
-    return cand[sel], d2
+    return float(bound_d2[:, -1].max()) * (1.0 + 1e-5)
 
 
 def _select(p: Tensor, q: Tensor, centre: Tensor, k: int, exact: bool = False) -> tuple[Tensor, Tensor]:
