@@ -1,0 +1,119 @@
+"""Model configurations: the released presets of ReSplat and their constructor flags.
+
+Values are those of the release's configs (``config/model/encoder/resplat.yaml`` and
+``config/experiment/{dl3dv,re10k}.yaml``; see docs/model-architecture.md section 1). A preset's
+:func:`resplat.model.build_model` state dict matches ``manifests/<preset>.json`` key by key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+#: DINOv2 widths and head counts per ViT type (Oquab et al. 2023).
+VIT_DIMS = {"vits": (384, 6), "vitb": (768, 12), "vitl": (1024, 16)}
+#: DPT upsampler (features F, out channels O) per ViT type, as the release (DepthSplat) sets them.
+DPT_CHANNELS = {"vits": (32, (48, 96, 192, 384)), "vitb": (48, (96, 192, 384, 768)), "vitl": (64, (128, 256, 512, 1024))}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Constructor and forward flags of one ReSplat model.
+
+    Attributes:
+        name: preset name.
+        vit_type: DINOv2 monocular branch, "vits" or "vitb" (or "vitl").
+        regressor_channels: C, width of the Gaussian regressor and point transformer.
+        upsample_factor: u, stride of the CNN/transformer features and of the DPT upsampler (8 or 4).
+        latent_downsample: one latent point per ``latent_downsample``^2 pixels (4 DL3DV, 2 RE10K).
+        gaussians_per_point: Gaussians per latent point (1 DL3DV, 4 RE10K: one per pixel).
+        scale_max: upper clamp of the Gaussian scales (metres; 3.0 for the 16-view model).
+        depth_half_res: run depth on half-resolution images (16-view 540x960 model).
+        near, far: depth range of the plane sweep, metres (after pose normalisation).
+        num_depth_candidates: plane-sweep candidates, uniform in log depth.
+        feature_channels: CNN / multi-view transformer width.
+        num_transformer_layers: multi-view transformer layers.
+        unet_channels: depth U-Net width.
+        pt_knn, pt_blocks: neighbours and blocks of the initial point transformer.
+        attn_proj_channels: q/k/v width of the kNN attention.
+        update_knn, update_blocks: neighbours and blocks of the updater's point transformer.
+        state_channels: hidden state width of the updater.
+        error_channels: width of the rendering-error features.
+        sh_degree: SH degree of the predicted Gaussians.
+        size_multiple: input H and W must be multiples of this (pixels).
+        default_iterations: recurrent iterations used by the release at test time.
+        mono_max_width: the ViT input is resized to at most this width (pixels).
+    """
+
+    name: str
+    vit_type: str = "vitb"
+    regressor_channels: int = 512
+    upsample_factor: int = 8
+    latent_downsample: int = 4
+    gaussians_per_point: int = 1
+    scale_max: float = 1.0
+    depth_half_res: bool = False
+    near: float = 0.01
+    far: float = 200.0
+    num_depth_candidates: int = 128
+    feature_channels: int = 128
+    num_transformer_layers: int = 6
+    unet_channels: int = 128
+    pt_knn: int = 16
+    pt_blocks: int = 6
+    attn_proj_channels: int = 64
+    update_knn: int = 8
+    update_blocks: int = 4
+    state_channels: int = 512
+    error_channels: int = 256
+    sh_degree: int = 3
+    size_multiple: int = 64
+    default_iterations: int = 2
+    mono_max_width: int = 560
+
+    @property
+    def vit_dim(self) -> int:
+        return VIT_DIMS[self.vit_type][0]
+
+    @property
+    def vit_heads(self) -> int:
+        return VIT_DIMS[self.vit_type][1]
+
+    @property
+    def dpt_features(self) -> int:
+        return DPT_CHANNELS[self.vit_type][0]
+
+    @property
+    def dpt_out_channels(self) -> tuple[int, ...]:
+        return DPT_CHANNELS[self.vit_type][1]
+
+    @property
+    def gaussian_channels(self) -> int:
+        """Raw head outputs per Gaussian: rotation 4 + scale 3 + opacity 1 + offset 2 + SH 3K."""
+        return 4 + 3 + 1 + 2 + 3 * (self.sh_degree + 1) ** 2
+
+    @property
+    def update_channels(self) -> int:
+        """Per-Gaussian parameter vector of the updater: means 3 + scales 3 + quat 4 + opacity 1 + SH 3K."""
+        return 3 + 3 + 4 + 1 + 3 * (self.sh_degree + 1) ** 2
+
+
+PRESETS: dict[str, ModelConfig] = {
+    "small-dl3dv": ModelConfig("small-dl3dv", vit_type="vits", regressor_channels=256),
+    "base-dl3dv": ModelConfig("base-dl3dv"),
+    "base-re10k": ModelConfig(
+        "base-re10k", upsample_factor=4, latent_downsample=2, gaussians_per_point=4, far=100.0, size_multiple=16,
+    ),
+}
+#: The 16-view 540x960 DL3DV model: base-dl3dv weights, half-resolution depth, scale max 3.
+PRESETS["base-dl3dv-16view"] = replace(PRESETS["base-dl3dv"], name="base-dl3dv-16view", scale_max=3.0, depth_half_res=True)
+
+
+def get_config(preset: str | ModelConfig) -> ModelConfig:
+    """The :class:`ModelConfig` of a preset name (or the config itself); ``ValueError`` lists
+    the known presets for an unknown name."""
+    if isinstance(preset, ModelConfig):
+        return preset
+    try:
+        return PRESETS[preset]
+    except KeyError:
+        raise ValueError(f"unknown model preset {preset!r}; known: {', '.join(PRESETS)}") from None
