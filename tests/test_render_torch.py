@@ -10,7 +10,7 @@ import torch
 from render_reference import reference_render
 from resplat.cameras import Cameras, K_from_fov, intrinsics_matrix
 from resplat.gaussians import SH_C0, Gaussians
-from resplat.render import composite, render
+from resplat.render import composite, render, torch_backend
 from resplat.render.sh import SH_C1
 
 FIELDS = ("means", "quats", "log_scales", "logit_opacities", "sh")
@@ -67,12 +67,13 @@ def rel(a, b):
     return float((a - b).norm() / b.norm().clamp_min(1e-30))
 
 
-@pytest.mark.parametrize("sh_degree,size,antialiased,chunk", [(0, (40, 32), True, 32), (1, (64, 48), True, 3),
-                                                             (2, (40, 32), False, 4), (3, (64, 48), True, 32)])
-def test_images_and_gradients_match_reference(sh_degree, size, antialiased, chunk, monkeypatch):
+@pytest.mark.parametrize("sh_degree,size,antialiased,chunk,tile", [
+    (0, (42, 30), True, 32, 8), (1, (63, 47), True, 3, 16), (2, (42, 30), False, 4, 8), (3, (63, 47), True, 32, 16)])
+def test_images_and_gradients_match_reference(sh_degree, size, antialiased, chunk, tile, monkeypatch):
     # Small chunks split each tile's list into many rounds, so pixels stop mid-list and the
     # carried transmittance, the stop flag and the backward's running sums cross chunk borders.
     monkeypatch.setattr(composite, "CHUNK", chunk)
+    monkeypatch.setattr(torch_backend, "TILE_SIZE", tile)  # sizes not multiples of the tile
     W, H = size
     gs, cams = make_scene(160, sh_degree, seed=sh_degree, width=W, height=H)
     bg = torch.tensor([[0.2, 0.5, 0.9], [0.7, 0.1, 0.3]], dtype=torch.float64)

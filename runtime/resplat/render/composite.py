@@ -27,8 +27,9 @@ from .tiles import TileBins
 
 #: Gaussians per tile evaluated at once; bounds memory to about tiles x pixels x CHUNK x 40 B.
 CHUNK = 32
-#: Upper bound on tiles x pixels x chunk elements per batch (memory bound, ~0.5 GB of temporaries).
-MAX_ELEMS = 1 << 23
+#: Tiles x pixels x chunk elements per batch: 1 MiB float32 temporaries stay in malloc's heap and
+#: in cache (bigger ones are mmapped afresh each time and page-fault; measured 3x slower on CPU).
+MAX_ELEMS = 1 << 18
 
 
 class _Plan:

@@ -1,4 +1,4 @@
-"""Tile binning: which projected Gaussians touch which 16x16 pixel tile, sorted front to back.
+"""Tile binning: which projected Gaussians touch which square pixel tile, sorted front to back.
 
 Source: gsplat 1.5.3 ``isect_tiles`` / ``isect_offset_encode`` (gsplat/cuda/csrc/IntersectTile.cu):
 a Gaussian with centre (x, y) and extent (rx, ry) px covers tiles
