@@ -41,7 +41,7 @@ from torch import Tensor
 
 from ..errors import ResplatError
 
-DEFAULT_CHUNK_SIZE = 512
+DEFAULT_CHUNK_SIZE = 1024
 _MORTON_BITS = 10  # bits per axis; 30-bit codes
 
 
@@ -65,8 +65,11 @@ def knn(
         queries: [M, 3] or [B, M, 3] on the same device with the same batch shape as
             ``points``; None means the points themselves (M = N), so each point's first
             neighbour is itself.
-        chunk_size: queries processed at once; peak extra memory is at most about
-            ``chunk_size x N`` distances (float32 or the input dtype) plus indices.
+        chunk_size: queries processed at once. Peak extra memory is bounded by
+            ``chunk_size x N`` distances: about 20 bytes each in float32 (expanded and exact
+            distances, sort values and int64 indices), reached only when a chunk's search
+            region holds every point; on surfaces or uniform clouds a region holds a few
+            thousand points.
 
     Returns:
         ``(indices, sq_distances)``: int64 [..., M, k] indices into ``points`` (per batch item)
