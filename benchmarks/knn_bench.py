@@ -6,8 +6,10 @@ run on the same random clouds in the same process; the ratio is baseline / knn. 
 "uniform" (N points in a unit cube) and "surface" (points on a bumpy sheet, like Gaussians
 from depth maps, where neighbourhoods are 2D). Seconds are the best of --repeat runs.
 
-Usage: python benchmarks/knn_bench.py [--n 100000] [--k 16,8] [--threads N] [--repeat 1]
+Usage: python benchmarks/knn_bench.py [--n 100000] [--k 16,8] [--threads 1] [--repeat 1]
        [--no-baseline]
+One torch thread by default: on shared 2-core machines two OpenMP threads spin against other
+jobs and the timings become meaningless (0 = torch's default).
 Not a test: nothing asserts.
 """
 
@@ -55,7 +57,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--k", default="16,8")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--no-baseline", action="store_true")
     args = ap.parse_args()
