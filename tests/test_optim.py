@@ -199,6 +199,8 @@ def test_input_errors(small):
         optimize(init, images, train, -1, backend="torch")
     with pytest.raises(ResplatError, match="prune_opacity"):
         optimize(init, images, train, 1, backend="torch", prune_opacity=1.5)
+    with pytest.raises(ResplatError, match="background"):
+        optimize(init, images, train, 1, backend="torch", background=torch.ones(2))
     with pytest.raises(ResplatError, match="parallel"):
         random_init(train[0], 10)
     with pytest.raises(ResplatError, match="min_views"):

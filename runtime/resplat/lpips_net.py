@@ -26,7 +26,6 @@ import re
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .errors import ResplatError

@@ -156,7 +156,11 @@ def optimize(
     images = images.to(device=device, dtype=dtype)
     cameras = cameras.to(device=device, dtype=dtype)
     views = [cameras[i] for i in range(len(cameras))]
-    bg = torch.zeros(3, device=device, dtype=dtype) if background is None else background.to(device=device, dtype=dtype).reshape(3)
+    if background is not None and tuple(torch.as_tensor(background).shape) != (3,):
+        raise ResplatError(f"optimize: background must be one RGB colour [3], got shape {list(torch.as_tensor(background).shape)}")
+    if prune_every < 1:
+        raise ResplatError(f"optimize: prune_every must be >= 1, got {prune_every}")
+    bg = torch.zeros(3, device=device, dtype=dtype) if background is None else torch.as_tensor(background).to(device=device, dtype=dtype)
     eval_every = max(1, steps // 10) if eval_every is None else max(1, int(eval_every))
     extent = scene_extent(cameras)
 
