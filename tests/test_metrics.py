@@ -11,6 +11,7 @@ from skimage.filters import gaussian
 from skimage.metrics import structural_similarity
 from skimage.transform import resize
 
+from optim_scene import one_thread  # noqa: F401 (fixture)
 from resplat.errors import ResplatError
 from resplat.lpips_net import LPIPS
 from resplat.metrics import lpips, psnr, ssim, ssim_map
@@ -125,7 +126,7 @@ def _save_lpips_package_layout(net: LPIPS, path):
 
 
 @pytest.mark.parametrize("variant", ["alex", "vgg"])
-def test_lpips_loads_random_weights_and_is_a_distance(tmp_path, variant):
+def test_lpips_loads_random_weights_and_is_a_distance(tmp_path, variant, one_thread):
     torch.manual_seed(0)
     net = LPIPS(variant)
     with torch.no_grad():
@@ -133,7 +134,8 @@ def test_lpips_loads_random_weights_and_is_a_distance(tmp_path, variant):
             lin.weight.abs_()  # LPIPS heads are non-negative
     path = tmp_path / f"lpips_{variant}.pth"
     _save_lpips_package_layout(net, path)
-    x, y = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    size = 64 if variant == "alex" else 32  # VGG16's relu5_3 is at 1/16 resolution
+    x, y = torch.rand(2, 3, size, size), torch.rand(2, 3, size, size)
     d = lpips(x, y, path)
     assert d.shape == (2,) and (d > 0).all()
     torch.testing.assert_close(lpips(y, x, path), d, rtol=1e-5, atol=0)  # symmetric

@@ -126,7 +126,8 @@ def optimize(
         lr: learning rates (:class:`OptimConfig`); the position rate is scaled by the scene
             extent (:func:`~resplat.optim.init.scene_extent`) and decays log-linearly over ``steps``.
         ssim_weight: weight w of (1 - SSIM) in the loss (0.2 in 3DGS).
-        sh_degree: SH degree to fit (default the Gaussians' own; a higher one zero-pads the SH).
+        sh_degree: SH degree to fit (default the Gaussians' own; a higher one zero-pads the SH,
+            a lower one leaves the higher coefficients untouched).
             The rendered degree rises from 0 by one every ``lr.sh_increase_every`` steps.
         background: [3] colour behind the splats (default black).
         prune_opacity: if given, Gaussians with opacity below it are removed every
@@ -143,7 +144,7 @@ def optimize(
 
     Raises:
         ResplatError / ViewsError: bad arguments, image shape or range; pruning removed every
-            Gaussian. BackendError: the backend cannot run.
+            Gaussian; a non-finite loss. BackendError: the backend cannot run.
     """
     t0 = time.perf_counter()
     _check_inputs(gaussians, images, cameras, steps, ssim_weight, prune_opacity)
@@ -191,6 +192,8 @@ def optimize(
         loss.backward()
         optimizer.step()
         result.losses.append(float(loss.detach()))
+        if not math.isfinite(result.losses[-1]):
+            raise ResplatError(f"optimize: the loss became {result.losses[-1]} at step {step} (diverged; lower the learning rates)")
         if prune_opacity is not None and step % prune_every == 0 and step < steps:
             do_prune()
         score = None
