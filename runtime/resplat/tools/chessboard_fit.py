@@ -33,7 +33,7 @@ from ..render import render
 SQUARE = 0.025
 #: Printed board (all squares) on the z = 0 plane: (x_min, y_min, x_max, y_max) in metres.
 BOARD_RECT = (-SQUARE, -SQUARE, 9 * SQUARE, 6 * SQUARE)
-#: Default held-out photos (indices into the 13 sorted photos: left04, left08, left13).
+#: Default held-out photos (indices into the 13 sorted photos left01..left14, no 10: left03, left07, left13).
 HOLDOUT = (2, 6, 11)
 
 
