@@ -1,7 +1,8 @@
 """Benchmark of the torch rasteriser backend against a naive dense per-pixel rasteriser.
 
 Prints a markdown table: forward and forward+backward wall time and peak resident memory
-(ru_maxrss of a fresh subprocess per configuration) for 10k and 100k Gaussians at 256x256 and
+(ru_maxrss of a fresh subprocess per configuration; torch times are the median of 3 runs after a
+warm-up) for 10k and 100k Gaussians at 256x256 and
 512x512, torch backend beside the naive implementation (all pixels x all Gaussians, chunked over
 pixels, plain autograd), with the ratio. The naive version runs under a time cap and is reported
 as ">cap" when it does not finish.
@@ -51,9 +52,11 @@ def make_scene(n: int, size: int, seed: int = 0) -> tuple[Gaussians, Cameras]:
     return Gaussians(means, quats, log_scales, logit_opacities, sh), Cameras(torch.eye(4), K, size, size)
 
 
-def render_naive(gs: Gaussians, cams: Cameras, deadline: float, chunk: int = 64):
-    """Dense reference rasteriser: every pixel against every (depth-sorted) Gaussian, plain
-    autograd, pixels in chunks of ``chunk``. Returns rgb [V,3,H,W], alpha, depth."""
+def render_naive(gs: Gaussians, cams: Cameras, deadline: float, backward: bool, chunk: int = 64):
+    """Dense rasteriser: every pixel against every depth-sorted Gaussian, plain autograd, pixels
+    in chunks of ``chunk``. With ``backward`` the benchmark loss (see :func:`loss`) of each chunk
+    is back-propagated at once into the projected quantities (so memory stays bounded), then
+    through projection and SH. Returns rgb [V,3,H,W], alpha, depth (detached)."""
     W, H = cams.width, cams.height
     proj = project_gaussians(gs.means, gs.covariances(), gs.opacities.detach(), cams.w2c, cams.K, W, H,
                              near=0.01, far=1e10, eps2d=0.3, antialiased=True)
@@ -61,26 +64,33 @@ def render_naive(gs: Gaussians, cams: Cameras, deadline: float, chunk: int = 64)
     for v in range(len(cams)):
         ids = torch.nonzero(proj.valid[v]).squeeze(1)
         ids = ids[torch.argsort(proj.depths[v, ids].detach())]
-        m, c, z = proj.means2d[v, ids], proj.conics[v, ids], proj.depths[v, ids]
-        o = gs.opacities[ids] * proj.compensations[v, ids]
         center = -(cams.w2c[v, :3, :3].T @ cams.w2c[v, :3, 3])
-        col = sh_to_colors(3, gs.means[ids] - center, gs.sh[ids])
+        projected = [proj.means2d[v, ids], proj.conics[v, ids], proj.depths[v, ids],
+                     gs.opacities[ids] * proj.compensations[v, ids], sh_to_colors(3, gs.means[ids] - center, gs.sh[ids])]
+        leaves = [t.detach().requires_grad_(backward) for t in projected]
+        m, c, z, o, col = leaves
         jj, ii = torch.meshgrid(torch.arange(W) + 0.5, torch.arange(H) + 0.5, indexing="xy")
         pix = torch.stack([jj.reshape(-1), ii.reshape(-1)], 1).to(m)
         out_c, out_t, out_d = [], [], []
         for s in range(0, len(pix), chunk):
             if time.perf_counter() > deadline:
                 raise Timeout
-            d = m[None] - pix[s:s + chunk, None]
-            sig = 0.5 * (c[:, 0] * d[..., 0] ** 2 + c[:, 2] * d[..., 1] ** 2) + c[:, 1] * d[..., 0] * d[..., 1]
-            a = torch.clamp(o * torch.exp(-sig), max=ALPHA_MAX)
-            a = torch.where((sig >= 0) & (a >= ALPHA_MIN), a, 0)
-            nxt = torch.cumprod(1 - a, 1)
-            Tb = torch.cat([torch.ones_like(nxt[:, :1]), nxt[:, :-1]], 1)
-            w = torch.where(nxt > T_MIN, a * Tb, 0)
-            out_c.append(w @ col)
-            out_d.append(w @ z)
-            out_t.append(1 - w.sum(1))
+            with torch.set_grad_enabled(backward):
+                d = m[None] - pix[s:s + chunk, None]
+                sig = 0.5 * (c[:, 0] * d[..., 0] ** 2 + c[:, 2] * d[..., 1] ** 2) + c[:, 1] * d[..., 0] * d[..., 1]
+                a = torch.clamp(o * torch.exp(-sig), max=ALPHA_MAX)
+                a = torch.where((sig >= 0) & (a >= ALPHA_MIN), a, 0)
+                nxt = torch.cumprod(1 - a, 1)
+                Tb = torch.cat([torch.ones_like(nxt[:, :1]), nxt[:, :-1]], 1)
+                w = torch.where(nxt > T_MIN, a * Tb, 0)
+                rgb, acc, dep = w @ col, w.sum(1), w @ z
+                if backward:
+                    loss(rgb.T, acc, dep / acc.clamp_min(1e-10)).backward()
+            out_c.append(rgb.detach())
+            out_d.append(dep.detach())
+            out_t.append(1 - acc.detach())
+        if backward:
+            torch.autograd.backward(projected, [t.grad for t in leaves])
         T = torch.cat(out_t).reshape(1, H, W)
         rgbs.append(torch.cat(out_c).T.reshape(3, H, W))
         alphas.append(1 - T)
@@ -88,32 +98,38 @@ def render_naive(gs: Gaussians, cams: Cameras, deadline: float, chunk: int = 64)
     return torch.stack(rgbs), torch.stack(alphas), torch.stack(depths)
 
 
+def loss(rgb, alpha, depth):
+    """The benchmark's scalar loss: sum(rgb^2) + sum(alpha) + 0.01 sum(depth) (per-pixel separable)."""
+    return rgb.square().sum() + alpha.sum() + 0.01 * depth.sum()
+
+
 def measure(impl: str, n: int, size: int, cap: float) -> dict:
     """Time forward and forward+backward once after a warm-up; report peak RSS in MiB."""
     gs, cams = make_scene(n, size)
     gs = gs.requires_grad_()
 
-    def fwd(deadline):
+    def run(deadline, backward):
         if impl == "torch":
-            o = render(gs, cams, backend="torch")
-            return o.rgb, o.alpha, o.depth
-        return render_naive(gs, cams, deadline)
+            with torch.set_grad_enabled(backward):
+                o = render(gs, cams, backend="torch")
+            if backward:
+                loss(o.rgb, o.alpha, o.depth).backward()
+            return o.alpha
+        return render_naive(gs, cams, deadline, backward)[1]
 
     res = {"impl": impl, "n": n, "size": size}
+    repeats = 3 if impl == "torch" else 1  # median of 3: other processes share this machine
     try:
         if impl == "torch":
-            fwd(math.inf)  # warm-up
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            fwd(t0 + cap)
-        res["fwd"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        rgb, alpha, depth = fwd(t0 + cap)
-        (rgb.square().sum() + alpha.sum() + 0.01 * depth.sum()).backward()
-        res["fwdbwd"] = time.perf_counter() - t0
-        if res["fwdbwd"] > cap:
-            res.pop("fwdbwd")
-        res["coverage"] = float(alpha.mean())
+            run(math.inf, True)  # warm-up
+        for key, backward in (("fwd", False), ("fwdbwd", True)):
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                alpha = run(t0 + cap, backward)
+                times.append(time.perf_counter() - t0)
+            res[key] = sorted(times)[len(times) // 2]
+        res["coverage"] = float(alpha.detach().mean())
     except Timeout:
         pass
     res["rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -78,6 +78,8 @@ def test_images_and_gradients_match_reference(sh_degree, size, antialiased, chun
     gs, cams = make_scene(160, sh_degree, seed=sh_degree, width=W, height=H)
     bg = torch.tensor([[0.2, 0.5, 0.9], [0.7, 0.1, 0.3]], dtype=torch.float64)
     gt = gs.requires_grad_()
+    w2c = cams.w2c.clone().requires_grad_()
+    cams = Cameras(w2c, cams.K, W, H)
     out = render(gt, cams, background=bg, backend="torch", antialiased=antialiased)
     ref = run_reference(gt, cams, bg, sh_degree, antialiased=antialiased)
     for name, a, b in zip(("rgb", "alpha", "depth"), (out.rgb, out.alpha, out.depth), ref):
@@ -87,9 +89,10 @@ def test_images_and_gradients_match_reference(sh_degree, size, antialiased, chun
     gw = torch.Generator().manual_seed(7)
     weights = [torch.randn(t.shape, generator=gw, dtype=torch.float64) for t in ref]
     loss = lambda outs: sum((o * w).sum() for o, w in zip(outs, weights))  # noqa: E731
-    grads = torch.autograd.grad(loss((out.rgb, out.alpha, out.depth)), [getattr(gt, f) for f in FIELDS])
-    ref_grads = torch.autograd.grad(loss(ref), [getattr(gt, f) for f in FIELDS])
-    for f, a, b in zip(FIELDS, grads, ref_grads):
+    wrt = [getattr(gt, f) for f in FIELDS] + [w2c]
+    grads = torch.autograd.grad(loss((out.rgb, out.alpha, out.depth)), wrt)
+    ref_grads = torch.autograd.grad(loss(ref), wrt)
+    for f, a, b in zip(FIELDS + ("w2c",), grads, ref_grads):
         assert rel(a, b) < 1e-4, f
     # float32 images
     out32 = render(gs.to(dtype=torch.float32), cams.to(dtype=torch.float32), background=bg.float(), backend="torch",
