@@ -199,3 +199,14 @@ def test_sh_degree_one_view_dependence():
     assert float(out.rgb[0, 1, 8, 8] / a) == pytest.approx(0.5, abs=1e-9)
     assert float(render(gs, cams, backend="torch", sh_degree=0).rgb[0, 0, 8, 8] / a) == pytest.approx(0.5, abs=1e-9)
     assert SH_C0 == pytest.approx(0.28209479177387814)
+
+
+def test_empty_and_fully_culled_scenes_show_the_background():
+    cams = Cameras(torch.eye(4), intrinsics_matrix(20.0, 20.0, 8.0, 8.0), 16, 12)
+    bg = torch.tensor([0.1, 0.2, 0.3])
+    behind = single([0.0, 0.0, -3.0], 0.5, 0.9, [1.0, 1.0, 1.0], dtype=torch.float32)
+    for gs in (Gaussians.empty(2), behind):
+        out = render(gs, cams, backend="torch", background=bg)
+        assert out.rgb.shape == (1, 3, 12, 16) and out.alpha.shape == out.depth.shape == (1, 1, 12, 16)
+        assert torch.equal(out.rgb, bg[None, :, None, None].expand(1, 3, 12, 16))
+        assert float(out.alpha.abs().max()) == 0.0 and float(out.depth.abs().max()) == 0.0
