@@ -39,7 +39,8 @@ def log_depth_candidates(near: Tensor, far: Tensor, num: int) -> Tensor:
     i / (num - 1) * (log far - log near)).
     """
     lo, hi = torch.log(near), torch.log(far)
-    t = torch.linspace(0, 1, num, dtype=lo.dtype, device=lo.device)
+    # the release builds the [0, 1] ramp in float32 (then casts); kept for float64 agreement
+    t = torch.linspace(0, 1, num, dtype=torch.float32, device=lo.device).to(lo.dtype)
     return lo[..., None] + t * (hi - lo)[..., None]
 
 

@@ -166,8 +166,9 @@ class DepthPredictor(nn.Module):
         if cfg.depth_half_res:
             x = _resize(x, scale=0.5)
         h, w = x.shape[-2:]
-        mean = x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-        std = x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        # float32 constants, as in the release (matters at float64 precision only)
+        mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).to(x).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD, dtype=torch.float32).to(x).view(1, 3, 1, 1)
         x = (x - mean) / std
         amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp and x.is_cuda)
         neighbours = neighbour_views(c2w, NUM_NEIGHBOURS)
