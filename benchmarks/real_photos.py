@@ -4,7 +4,12 @@ plane; prints the board-masked PSNR per held-out photo before (init) and after o
 
 Usage: .venv/bin/python benchmarks/real_photos.py [--size 640x480] [--steps 800] [--gaussians 20000]
 (runs `bash scripts/fetch-fixtures` first if the photos are missing; see
-resplat.tools.chessboard_fit for the protocol)."""
+resplat.tools.chessboard_fit for the protocol).
+
+Measured 2026-11-23 (defaults: 640x480, 800 steps, 20,000 -> 19,313 Gaussians, torch backend on
+one shared CPU core, 701 ms/step, 561 s): board PSNR left03 7.92 -> 22.34 dB, left07 8.18 ->
+24.73 dB, left13 9.17 -> 24.42 dB (mean 8.42 -> 23.83 dB); whole image 13.5 dB (surroundings
+are not modelled)."""
 
 from __future__ import annotations
 
