@@ -21,6 +21,14 @@ def group_norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(32, channels)
 
 
+def _zero(module: nn.Module) -> nn.Module:
+    """LDM ``zero_module``: zero-initialise the residual branch's last layer (training init only;
+    checkpoints overwrite it)."""
+    for p in module.parameters():
+        nn.init.zeros_(p)
+    return module
+
+
 class ResBlock(nn.Module):
     """GN-SiLU-conv3x3, GN-SiLU-dropout-conv3x3, plus identity or 1x1-conv skip."""
 
@@ -32,6 +40,7 @@ class ResBlock(nn.Module):
             group_norm(out_channels), nn.SiLU(), nn.Dropout(dropout), nn.Conv2d(out_channels, out_channels, 3, padding=1)
         )
         self.skip_connection = nn.Identity() if out_channels == channels else nn.Conv2d(channels, out_channels, 1)
+        _zero(self.out_layers[3])
 
     def forward(self, x: Tensor) -> Tensor:
         return self.skip_connection(x) + self.out_layers(self.in_layers(x))
@@ -73,7 +82,7 @@ class CrossViewAttentionBlock(nn.Module):
         self.num_heads = channels // head_channels
         self.norm = group_norm(channels)
         self.qkv = nn.Conv1d(channels, 3 * channels, 1)
-        self.proj_out = nn.Conv1d(channels, channels, 1)
+        self.proj_out = _zero(nn.Conv1d(channels, channels, 1))
 
     def forward(self, x: Tensor, num_views: int) -> Tensor:
         bv, c, h, w = x.shape
@@ -120,7 +129,7 @@ class UNetModel(nn.Module):
                 if level and i == 1:
                     layers.append(Upsample(channels))
                 self.output_blocks.append(nn.Sequential(*layers))
-        self.out = nn.Sequential(group_norm(channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1))
+        self.out = nn.Sequential(group_norm(channels), nn.SiLU(), _zero(nn.Conv2d(channels, channels, 3, padding=1)))
 
     @staticmethod
     def _run(block: nn.Sequential, h: Tensor, num_views: int) -> Tensor:
