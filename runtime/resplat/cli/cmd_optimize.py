@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import ResplatError
+from ..optim.config import OptimConfig
 from .common import add_device_options, add_views_options, holdout_split, load_views, parse_color, pick_device
 
 
@@ -18,6 +19,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     init.add_argument("--init", help="start from this splat file (.ply/.splat/.spz)")
     init.add_argument("--random", type=int, metavar="N", help="start from N random Gaussians in the cameras' common view volume")
     p.add_argument("--out", required=True, type=Path, help="output splat file (.ply/.splat/.spz)")
+    p.add_argument("--bounds", type=parse_bounds, metavar="X0,Y0,Z0,X1,Y1,Z1",
+                   help="with --random: sample in this world box (metres) instead of the whole common view volume")
+    p.add_argument("--sh-dc-lr", type=float, default=OptimConfig.sh_dc_lr,
+                   help=f"learning rate of the SH DC colour (default {OptimConfig.sh_dc_lr}, 3DGS's)")
     p.add_argument("--steps", type=int, default=1000, help="optimisation steps (default 1000)")
     p.add_argument("--sh-degree", type=int, choices=(0, 1, 2, 3), default=None,
                    help="SH degree of the result (default: the init's, 0 for --random)")
@@ -30,6 +35,19 @@ def add_parser(sub) -> argparse.ArgumentParser:
     add_views_options(p)
     add_device_options(p)
     return p
+
+
+def parse_bounds(text: str):
+    """'x0,y0,z0,x1,y1,z1' (metres) -> [2, 3] tensor of box corners; argparse type."""
+    import torch
+
+    try:
+        v = [float(t) for t in text.split(",")]
+    except ValueError:
+        v = []
+    if len(v) != 6 or not all(lo < hi for lo, hi in zip(v[:3], v[3:])):
+        raise argparse.ArgumentTypeError(f"bounds must be six numbers x0,y0,z0,x1,y1,z1 with each min < max, got {text!r}")
+    return torch.tensor([v[:3], v[3:]])
 
 
 def run(args, progress) -> None:
@@ -48,6 +66,8 @@ def run(args, progress) -> None:
     cams_train, images_train = views.cameras[train], views.images[train]
     progress.message("load", f"{len(views.cameras)} views of {views.cameras.width}x{views.cameras.height}, "
                              f"{len(train)} for training, {len(test)} held out")
+    if args.bounds is not None and not args.random:
+        raise ResplatError("--bounds applies to --random initialisation only")
     if args.init:
         gaussians = read_splats(args.init)
         if args.sh_degree is not None:
@@ -55,7 +75,7 @@ def run(args, progress) -> None:
     else:
         if args.random <= 0:
             raise ResplatError(f"--random needs a positive count, got {args.random}")
-        gaussians = random_init(cams_train, args.random, sh_degree=args.sh_degree or 0, seed=args.seed)
+        gaussians = random_init(cams_train, args.random, sh_degree=args.sh_degree or 0, seed=args.seed, bounds=args.bounds)
     bg = torch.tensor(args.background)
 
     def callback(info) -> bool:
@@ -67,6 +87,7 @@ def run(args, progress) -> None:
 
     result = optimize(gaussians.to(device), images_train.to(device), cams_train.to(device), args.steps,
                       backend=args.backend, background=bg.to(device), prune_opacity=args.prune,
+                      lr=OptimConfig(sh_dc_lr=args.sh_dc_lr),
                       callback=callback, seed=args.seed)
     final = result.gaussians.detach()
     metrics = {"gaussians": len(final), "seconds": round(result.seconds, 3)}
