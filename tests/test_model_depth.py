@@ -29,7 +29,12 @@ from safetensors.torch import load_file
 
 from resplat.model.config import PRESETS
 from resplat.model.depth import DepthOutput, DepthPredictor
-from resplat.model.depth.cost_volume import correlation_cost_volume, log_depth_candidates, neighbour_views, warp_features
+from resplat.model.depth.cost_volume import (
+    correlation_cost_volume,
+    log_depth_candidates,
+    neighbour_views,
+    warp_features,
+)
 from resplat.model.depth.mv_transformer import window_attention
 from resplat.model.depth.predictor import DepthInputError
 from resplat.model.depth.unet import CrossViewAttentionBlock, UNetModel
@@ -230,7 +235,8 @@ def _randomise(module, seed):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.3 + (1.0 if p.dim() == 1 and p.numel() > 0 else 0))
+            offset = 1.0 if p.dim() == 1 else 0.0  # norm scales around 1
+            p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.3 + offset)
 
 
 def test_cross_view_attention_matches_loop_reference():

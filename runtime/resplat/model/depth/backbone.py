@@ -24,7 +24,9 @@ class ResidualBlock(nn.Module):
         if stride == 1 and in_channels == channels:
             self.downsample = None
         else:
-            self.downsample = nn.Sequential(nn.Conv2d(in_channels, channels, 1, stride=stride), nn.InstanceNorm2d(channels))
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_channels, channels, 1, stride=stride), nn.InstanceNorm2d(channels)
+            )
 
     def forward(self, x: Tensor) -> Tensor:
         y = self.relu(self.norm1(self.conv1(x)))

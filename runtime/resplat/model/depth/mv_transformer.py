@@ -125,5 +125,6 @@ class MultiViewFeatureTransformer(nn.Module):
         x = features.flatten(3).transpose(-1, -2)  # [B, V, h*w, C]
         for layer in self.layers:
             target = gather_neighbours(x, neighbours)  # [B, V, M, h*w, C]
-            x = layer(x.reshape(b * v, h * w, c), target.reshape(b * v, -1, h * w, c), h, w, splits, mask).view(b, v, h * w, c)
+            x = layer(x.reshape(b * v, h * w, c), target.reshape(b * v, -1, h * w, c), h, w, splits, mask)
+            x = x.view(b, v, h * w, c)
         return x.transpose(-1, -2).reshape(b, v, c, h, w)

@@ -37,7 +37,10 @@ class ResBlock(nn.Module):
         out_channels = out_channels or channels
         self.in_layers = nn.Sequential(group_norm(channels), nn.SiLU(), nn.Conv2d(channels, out_channels, 3, padding=1))
         self.out_layers = nn.Sequential(
-            group_norm(out_channels), nn.SiLU(), nn.Dropout(dropout), nn.Conv2d(out_channels, out_channels, 3, padding=1)
+            group_norm(out_channels),
+            nn.SiLU(),
+            nn.Dropout(dropout),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1),
         )
         self.skip_connection = nn.Identity() if out_channels == channels else nn.Conv2d(channels, out_channels, 1)
         _zero(self.out_layers[3])
@@ -89,7 +92,8 @@ class CrossViewAttentionBlock(nn.Module):
         b, t = bv // num_views, h * w
         x = x.reshape(bv, c, t)
         qkv = self.qkv(self.norm(x))  # [B*V, 3C, t]
-        qkv = qkv.view(b, num_views, 3 * c, t).permute(0, 2, 1, 3).reshape(b * self.num_heads, 3 * c // self.num_heads, num_views * t)
+        qkv = qkv.view(b, num_views, 3 * c, t).permute(0, 2, 1, 3)  # scene tokens: [B, 3C, V, t]
+        qkv = qkv.reshape(b * self.num_heads, 3 * c // self.num_heads, num_views * t)
         q, k, v = qkv.chunk(3, dim=1)  # [B*heads, d, V*t]
         scale = 1 / math.sqrt(math.sqrt(q.shape[1]))
         weight = torch.einsum("bct,bcs->bts", q * scale, k * scale)
