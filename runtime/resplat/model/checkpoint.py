@@ -13,8 +13,7 @@ safetensors; nothing is downloaded.
 from __future__ import annotations
 
 import os
-import pickle
-import zipfile
+import re
 from pathlib import Path
 
 import torch
@@ -81,9 +80,10 @@ def read_state_dict(path: str | os.PathLike, map_location: str | torch.device = 
     else:
         try:
             ckpt = torch.load(p, map_location=map_location, weights_only=True)
-        except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, AttributeError,
-                TypeError, UnicodeDecodeError) as exc:
-            raise CheckpointError(p, f"not a PyTorch checkpoint of plain tensors ({_one_line(exc)})") from None
+        except Exception as exc:  # the weights-only unpickler fails on foreign data in many ways
+            why = ("it holds Python objects other than tensors, which are not loaded for safety"
+                   if "weights only load failed" in str(exc).lower() else _one_line(exc))
+            raise CheckpointError(p, f"not a PyTorch checkpoint of plain tensors ({why})") from None
     if not isinstance(ckpt, dict):
         raise CheckpointError(p, f"expected a dict of tensors, found {type(ckpt).__name__}")
     sd = ckpt.get("state_dict", ckpt)
@@ -103,7 +103,7 @@ def _looks_like_safetensors(p: Path, head: bytes) -> bool:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:200]
 
 
