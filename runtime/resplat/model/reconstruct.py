@@ -1,0 +1,139 @@
+"""Feed-forward reconstruction with ReSplat: posed images in, world-space Gaussians out.
+
+ReSplat (arXiv 2510.08575): the initial model predicts one Gaussian per latent pixel of every
+view (Sec. 3.1-3.2, :meth:`ReSplatEncoder.forward_initial`), then the recurrent updater refines
+them ``iterations`` times from their rendering error (Sec. 3.3, :class:`.updater.Updater`). As
+the release, the poses are first expressed relative to the middle view (``c2w' = inv(c2w[V//2])
+@ c2w``, :func:`.poses.normalize_poses`); the result is brought back to the input's world
+(:func:`.poses.gaussians_to_world`: means, rotations and SH turned by the middle view's pose).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from ..cameras import Cameras
+from ..errors import CancelledError, ResplatError
+from ..gaussians import Gaussians
+from .memory import estimate_peak_bytes, free_bytes
+from .poses import gaussians_to_world, middle_view_transform, normalize_poses
+from .update_state import UpdateState
+from .updater import Updater, gaussian_grid_factor
+
+#: callback(stage, iteration, total, gaussians) -> False to cancel; stage "initial" or "update".
+Callback = Callable[[str, int, int, Gaussians], "bool | None"]
+
+
+def nearest_valid_size(width: int, height: int, multiple: int) -> tuple[int, int]:
+    """The largest (W', H') <= (W, H) that are multiples of ``multiple`` (a centre crop)."""
+    return width // multiple * multiple, height // multiple * multiple
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """"auto" -> CUDA when available, else CPU; anything else is passed to ``torch.device``.
+    Raises :class:`ResplatError` for an unknown or unavailable device."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ResplatError(f"unknown device {device!r}: use auto, cpu, cuda or mps") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ResplatError(f"device {device!r}: no CUDA device is available to this torch build")
+    return dev
+
+
+def check_inputs(images: Tensor, cameras: Cameras, config, iterations: int) -> None:
+    """Raise :class:`ResplatError` (one line) for inputs the model cannot take: a wrong image
+    tensor, fewer than 2 views, a size that is not a multiple of ``config.size_multiple``
+    (naming the nearest valid crop), non-finite or out-of-range pixels, negative iterations."""
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ResplatError(f"images must be [V, 3, H, W], got {list(images.shape)}")
+    v, _, h, w = images.shape
+    if v != len(cameras):
+        raise ResplatError(f"{v} images given for {len(cameras)} cameras")
+    if (w, h) != (cameras.width, cameras.height):
+        raise ResplatError(f"images are {w}x{h} but the cameras are {cameras.width}x{cameras.height}")
+    if v < 2:
+        raise ResplatError(f"ReSplat needs at least 2 views, got {v}")
+    m = config.size_multiple
+    if w % m or h % m:
+        cw, ch = nearest_valid_size(w, h, m)
+        hint = f"crop to {cw}x{ch} (e.g. --crop)" if cw and ch else f"use images of at least {m}x{m}"
+        raise ResplatError(f"image size {w}x{h} is not a multiple of {m} for preset {config.name!r}: {hint}")
+    if iterations < 0:
+        raise ResplatError(f"iterations must be >= 0, got {iterations}")
+    if not torch.isfinite(images).all() or images.min() < 0 or images.max() > 1:
+        raise ResplatError("image values must be finite and in [0, 1]")
+
+
+def check_memory(model, views: int, height: int, width: int, device: torch.device) -> None:
+    """Raise :class:`ResplatError` when :func:`.memory.estimate_peak_bytes` exceeds the free
+    memory of ``device`` (unknown free memory is not checked)."""
+    need = estimate_peak_bytes(model.config, views, height, width, sum(p.numel() for p in model.parameters()),
+                               device.type)
+    free = free_bytes(device)
+    if free is not None and need > free:
+        raise ResplatError(f"{views} views of {width}x{height} need about {need / 2**30:.1f} GiB on {device}, "
+                           f"only {free / 2**30:.1f} GiB is free: use fewer or smaller views")
+
+
+def reconstruct(images: Tensor, cameras: Cameras, model, iterations: int = 4, device: str | torch.device = "auto",
+                callback: Callback | None = None, backend: str = "auto") -> Gaussians:
+    """Reconstruct one scene from posed images.
+
+    Args:
+        images: [V, 3, H, W] float in [0, 1] (sRGB values as stored, not linearised), V >= 2,
+            H and W multiples of ``model.config.size_multiple`` (64 DL3DV, 16 RE10K).
+        cameras: the V cameras (OpenCV, pixels; any world frame, metres).
+        model: a :class:`ReSplatModel` (``.config``, ``.encoder``); moved to ``device``, eval mode.
+        iterations: recurrent update iterations (the release evaluates 2 and trains 1..4).
+        device: "auto" (CUDA if available, else CPU), "cpu", "cuda", "cuda:1", ...
+        callback: called as ``callback(stage, iteration, total, gaussians)`` after the initial
+            prediction (stage "initial", iteration 0) and after each update (stage "update",
+            iteration 1..total) with the current world-space Gaussians; returning False cancels.
+        backend: rasteriser backend of the updater's renders ("auto": gsplat on CUDA).
+
+    Returns:
+        World-space :class:`Gaussians` (SH degree 3; (H/4)(W/4) per view for DL3DV, H W for
+        RE10K) on ``device``, in the frame of ``cameras``.
+
+    Raises:
+        ResplatError: invalid inputs or too little memory (before any work; see
+            :func:`check_inputs`, :func:`check_memory`).
+        CancelledError: the callback returned False.
+    """
+    config = model.config
+    check_inputs(images, cameras, config, iterations)
+    dev = resolve_device(device)
+    v, _, h, w = images.shape
+    check_memory(model, v, h, w, dev)
+
+    model = model.to(dev).eval()
+    images = images.to(device=dev, dtype=torch.float32)
+    cameras = cameras.to(device=dev, dtype=torch.float32)
+    to_world = middle_view_transform(cameras.c2w)
+    norm_cams = Cameras.from_c2w(normalize_poses(cameras.c2w), cameras.K, w, h, cameras.names)
+
+    def report(stage: str, it: int, state: UpdateState) -> None:
+        if callback is not None and callback(stage, it, iterations, gaussians_to_world(state.to_gaussians(), to_world)) is False:
+            raise CancelledError(f"reconstruction cancelled after {stage} {it}/{iterations}")
+
+    with torch.no_grad():
+        pred = model.encoder.forward_initial(images[None], norm_cams)
+        state = pred.update_state(0)  # release layout, model frame
+        report("initial", 0, state)
+        if iterations:
+            updater = Updater(model.encoder, config, backend=backend, amp=getattr(model.encoder, "amp", True))
+            hidden = updater.initial_hidden(pred.condition_features)
+            targets = updater.target_features(images, state.grid[1:])
+            for it in range(1, iterations + 1):
+                state, hidden = updater.step(state, hidden, images, norm_cams, targets)
+                report("update", it, state)
+    assert gaussian_grid_factor(config) * state.grid[1] == h
+    return gaussians_to_world(state.to_gaussians(), to_world)
