@@ -13,10 +13,10 @@ import sys
 
 from .. import __version__
 from ..errors import CancelledError, ResplatError
-from . import cmd_convert, cmd_eval, cmd_optimize, cmd_render
+from . import cmd_convert, cmd_eval, cmd_optimize, cmd_reconstruct, cmd_render
 from .progress import Progress
 
-COMMANDS = (cmd_render, cmd_optimize, cmd_eval, cmd_convert)
+COMMANDS = (cmd_render, cmd_optimize, cmd_eval, cmd_convert, cmd_reconstruct)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,7 +26,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand (also used to generate the README's usage)."""
-    parser = _Parser(prog="resplat", description="ReSplat runtime: render, optimise, evaluate and convert Gaussian splat scenes.")
+    parser = _Parser(prog="resplat", description="ReSplat runtime: reconstruct, render, optimise, evaluate and convert Gaussian splat scenes.")
     parser.add_argument("--version", action="version", version=f"resplat {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for cmd in COMMANDS:
