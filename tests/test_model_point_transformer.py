@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 import pytest
+from safetensors.torch import load_file
 import torch
 import torch.nn.functional as F
 
@@ -185,3 +186,39 @@ def test_mv_transformer_order_and_errors():
         pt(x, pts)  # grid missing
     with pytest.raises(PointTransformerInputError):
         pt(x, pts[:, :10], grid=(V, h, w))
+
+
+GOLDEN = Path(__file__).parent / "data" / "golden" / "point_transformer.safetensors"
+
+
+def seeded_weights(module: torch.nn.Module, gen: torch.Generator) -> None:
+    """Fill every state-dict entry in order with normal * 0.1 from ``gen`` (float64)."""
+    module.load_state_dict({k: torch.randn(v.shape, generator=gen, dtype=torch.float64) * 0.1
+                            for k, v in module.state_dict().items()})
+
+
+def test_golden_release_outputs():
+    """Outputs of the release's ``PlainPointTransformer`` (point_transformer/layer.py at commit
+    cc4594a; pointops replaced by a brute-force kNN with index-ordered ties) and of its
+    ``MultViewLowresAttn(down_factor=8)``, float64, produced in a scratch folder outside the
+    repository by:
+
+        pt = PlainPointTransformer(32, 16, 2, attn_proj_channels=16, with_mv_attn=True,
+                                   with_mv_attn_lowres=True, mvattn_down_factor=4).double()
+        g = torch.Generator().manual_seed(0)   # weights: normal * 0.1 per key in state-dict order
+        gi = torch.Generator().manual_seed(1)  # inputs
+        x = randn(1, 128, 32, gi); p = rand(1, 128, 3, gi)        # V=2 views of 8x8 latent points
+        out = pt((p[0], x[0], tensor([128])), b=1, v=2, h=8, w=8)
+        err = MultViewLowresAttn(32, down_factor=8) (weights continue from g)
+        mv8_out = err(mv8_in = randn(1, 128, 32, gi), v=2, h=8, w=8)
+    """
+    ref = load_file(str(GOLDEN))
+    g = torch.Generator().manual_seed(0)
+    pt = PlainPointTransformer(32, 16, 2, attn_proj_channels=16, with_mv_attn=True).double()
+    seeded_weights(pt, g)
+    torch.testing.assert_close(pt(ref["x"], ref["points"], grid=(2, 8, 8)), ref["out"], rtol=1e-12, atol=1e-12)
+    err = MultiViewLowresAttn(32, down_factor=8).double()
+    seeded_weights(err, g)
+    y = ref["mv8_in"].reshape(1, 2, 8, 8, 32).permute(0, 1, 4, 2, 3)
+    out = err(y).permute(0, 1, 3, 4, 2).reshape(1, 128, 32)
+    torch.testing.assert_close(out, ref["mv8_out"], rtol=1e-12, atol=1e-12)

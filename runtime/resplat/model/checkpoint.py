@@ -104,7 +104,7 @@ def _looks_like_safetensors(p: Path, head: bytes) -> bool:
 
 def _one_line(exc: BaseException) -> str:
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:200]
 
 
 def infer_preset(state_dict: dict[str, Tensor]) -> str:
