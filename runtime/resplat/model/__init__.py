@@ -1,10 +1,16 @@
 """The ReSplat model (initial Gaussian predictor and recurrent updater) and its building blocks.
 
-So far: exact k-nearest-neighbour search (:func:`knn`) for the point transformer, and the
-state-dict manifests of the released checkpoints under ``manifests/`` (see
-docs/model-architecture.md).
+Entry points: :func:`build_model` (a preset's network, state dict equal to
+``manifests/<preset>.json``), :func:`load_checkpoint` (strict loading of released checkpoints),
+:class:`ReSplatModel` (``forward_initial``), and the exact k-nearest-neighbour search
+(:func:`knn`) of the point transformer (see docs/model-architecture.md).
 """
 
+from .checkpoint import CheckpointError, build_model, load_checkpoint
+from .config import PRESETS, ModelConfig, get_config
+from .encoder import ReSplatEncoder, ReSplatModel
+from .initial import InitialPrediction
 from .knn import KnnInputError, knn, morton_codes
 
-__all__ = ["KnnInputError", "knn", "morton_codes"]
+__all__ = ["CheckpointError", "InitialPrediction", "KnnInputError", "ModelConfig", "PRESETS", "ReSplatEncoder",
+           "ReSplatModel", "build_model", "get_config", "knn", "load_checkpoint", "morton_codes"]
