@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -44,16 +45,8 @@ def build_model(preset: str | ModelConfig, device: torch.device | str | None = N
     Raises ``ValueError`` for an unknown preset name.
     """
     cfg = get_config(preset)
-    with torch.device(device) if device is not None else _nullctx():
+    with torch.device(device) if device is not None else nullcontext():
         return ReSplatModel(cfg, amp=amp)
-
-
-class _nullctx:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def read_state_dict(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Tensor]:

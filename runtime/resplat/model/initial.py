@@ -31,7 +31,7 @@ from .config import ModelConfig
 from .depth.output import DepthOutput
 from .latent_features import latent_inputs
 from .poses import gaussians_to_world
-from .update_state import OPACITY_LOGIT_EPS, QUAT_EPS, UpdateState
+from .update_state import UpdateState
 
 #: Shift of the scale activation: scale = softplus(raw - 4) (release ``exp_scale_bias``).
 SCALE_BIAS = 4.0
@@ -243,4 +243,4 @@ def predict_initial(encoder, images: Tensor, c2w: Tensor, K_norm: Tensor, depth:
 
 
 __all__ = ["Activated", "InitialPrediction", "activate", "pixel_centres", "pixel_rays", "predict_initial",
-           "split_gaussian_grid", "QUAT_EPS", "OPACITY_LOGIT_EPS"]
+           "split_gaussian_grid"]
