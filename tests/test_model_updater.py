@@ -251,26 +251,32 @@ def test_from_release_clamps_opacity_logits_like_the_release():
     assert math.isclose(float(s.opacity_logits[1]), -math.log((1 - 1e-6) / 1e-6), rel_tol=2e-3)
 
 
-GOLDEN = Path(__file__).parent / "data" / "golden" / "updater_small_dl3dv.safetensors"
+GOLDEN = Path(__file__).parent / "data" / "golden"
 
 
-def golden_inputs():
-    """float64 inputs of the golden file: the 2-view scene of :func:`_scene` (seed 5, grid
-    2 x 8 x 8, 32x32 images) and condition features [2, 256, 8, 8] from seed 9."""
-    state, cams, images = _scene(seed=5)
+def golden_inputs(preset: str = "small-dl3dv"):
+    """float64 inputs of the golden files: the 2-view scene of :func:`_scene` (seed 5, Gaussian
+    grid 2 x 8 x 8; 32x32 images for DL3DV, 8x8 for RE10K's one Gaussian per pixel) and
+    condition features [2, C, h, w] on the latent grid (8x8 DL3DV, 4x4 RE10K) from seed 9."""
+    cfg = PRESETS[preset]
+    factor = 4 if cfg.gaussians_per_point == 1 else 1
+    state, cams, images = _scene(factor=factor, seed=5)
     state = UpdateState(state.means.double(), state.scales.double(), state.quats_xyzw.double(),
                         state.opacity_logits.double(), state.sh.double(), state.view_rotations.double(), state.grid)
-    cond = torch.randn(2, 256, 8, 8, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    lat = 8 // int(cfg.gaussians_per_point ** 0.5)
+    cond = torch.randn(2, cfg.regressor_channels, lat, lat, generator=torch.Generator().manual_seed(9),
+                       dtype=torch.float64)
     return state, cams.to(dtype=torch.float64), images.double(), cond
 
 
-def test_two_iterations_match_the_release_golden():
+@pytest.mark.parametrize("preset", ["small-dl3dv", "base-re10k"])
+def test_two_iterations_match_the_release_golden(preset):
     """Golden outputs of the release's ``forward_update`` (cc4594a, transcribed in a scratch
     folder outside the repository with pointops, torchvision and gsplat replaced by
     resplat.model.knn, our ResNetFeatures and our torch rasteriser on the release's
     covariances), 2 iterations, float64, weights ``tests/model_weights.seeded_state_dict(
     "small-dl3dv", "encoder.update_")`` (one generator over the update_* keys in manifest order) with BatchNorm ``running_var`` shifted by +1 (positive).
-    Produced by: ``python make_golden.py`` in that scratch folder, which builds the release's
+    Produced by: ``python make_golden.py PRESET`` in that scratch folder, which builds the release's
     update modules, loads those weights strictly, feeds :func:`golden_inputs` (opacities as
     sigmoid of the logits, covariances R_c2w R(q) S^2 R(q)^T R_c2w^T) and saves the Gaussians
     after each iteration and the first 32 hidden channels after the second."""
@@ -278,16 +284,16 @@ def test_two_iterations_match_the_release_golden():
 
     from model_weights import seeded_state_dict
 
-    gold = load_file(str(GOLDEN))
-    modules = build_update_modules("small-dl3dv")
-    sd = {"update_" + k: v for k, v in seeded_state_dict("small-dl3dv", "encoder.update_").items()}
+    gold = load_file(str(GOLDEN / f"updater_{preset.replace('-', '_')}.safetensors"))
+    modules = build_update_modules(preset)
+    sd = {"update_" + k: v for k, v in seeded_state_dict(preset, "encoder.update_").items()}
     for name, module in modules.items():
         own = {k[len(name) + 1:]: (1 + v if k.endswith("running_var") else v) for k, v in sd.items()
                if k.startswith(name + ".")}
         module.double().load_state_dict(own, strict=True)
         module.eval()
-    updater = Updater(modules, "small-dl3dv", backend="torch")
-    state, cams, images, cond = golden_inputs()
+    updater = Updater(modules, preset, backend="torch")
+    state, cams, images, cond = golden_inputs(preset)
     state = UpdateState.from_release(state.means, state.scales, state.quats_xyzw, torch.sigmoid(state.opacity_logits),
                                      state.sh, state.view_rotations, state.grid)
     with torch.no_grad():
@@ -298,4 +304,4 @@ def test_two_iterations_match_the_release_golden():
                                ("opacities", torch.sigmoid(state.opacity_logits)), ("sh", state.sh)]:
                 torch.testing.assert_close(ours, gold[f"iter{it}.{name}"], rtol=1e-8, atol=1e-8)
     torch.testing.assert_close(hidden[:, :32], gold["iter2.hidden_first32"], rtol=1e-6, atol=1e-6)
-    assert (gold["iter2.means"] - golden_inputs()[0].means).abs().max() > 1e-3  # the updates are not trivial
+    assert (gold["iter2.means"] - golden_inputs(preset)[0].means).abs().max() > 1e-3  # the updates are not trivial
