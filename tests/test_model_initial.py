@@ -140,9 +140,12 @@ def test_latent_inputs_layout(tiny_config):
     assert torch.equal(regressor_in[:, 48], lat.depth.reshape(2, 16, 16)) and torch.equal(regressor_in[:, 49:50], lat.match_prob)
 
 
-def test_forward_initial_geometry(tiny_config):
+@pytest.mark.parametrize("half_res", [False, True])
+def test_forward_initial_geometry(tiny_config, half_res):
+    """half_res: the 16-view model's depth at half resolution; the latent depth is then that
+    depth resized by 1/2 (corner-aligned), still on the 1/4 grid."""
     torch.manual_seed(0)
-    model = ReSplatModel(tiny_config).eval()
+    model = ReSplatModel(dataclasses.replace(tiny_config, depth_half_res=half_res, scale_max=3.0)).eval()
     enc = model.encoder
     with torch.no_grad():  # random offsets and rotations, not the zero-initialised head rows
         enc.gaussian_head[-1].weight.normal_(0, 0.05)
@@ -159,6 +162,7 @@ def test_forward_initial_geometry(tiny_config):
         pred = model.forward_initial(images, cams)
     v, gh, gw = pred.grid
     assert (v, gh, gw) == (3, 16, 16) and len(pred.gaussians[0]) == 3 * 256
+    assert pred.depth.shape[-1] == (32 if half_res else 64)
     # condition features = proj + pt(proj) laid out [B*V, C, h, w]
     torch.testing.assert_close(pred.condition_features,
                                (seen["x"] + seen["out"]).reshape(V, 16, 16, -1).permute(0, 3, 1, 2))
