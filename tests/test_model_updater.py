@@ -155,6 +155,25 @@ def test_zero_init_head_leaves_gaussians_unchanged(updater):
     assert new_hidden.shape == hidden.shape and not torch.equal(new_hidden, hidden)  # the state did move
 
 
+def test_detach_rules(updater):
+    """As the release: the previous parameters enter the update detached (so with the zero head
+    the new means do not depend on the old ones at all), while the head, the hidden state and
+    the RGB-error path through the render keep their gradients; the ResNet gets none."""
+    state, cams, images = _scene(seed=4)
+    means = state.means.clone().requires_grad_(True)
+    opac = state.opacity_logits.clone().requires_grad_(True)
+    state = UpdateState(means, state.scales, state.quats_xyzw, opac, state.sh, state.view_rotations, state.grid)
+    hidden = updater.initial_hidden(torch.randn(2, 256, 8, 8))
+    new, new_hidden = updater.step(state, hidden, images, cams)
+    (g_means,) = torch.autograd.grad(new.means.sum(), means, retain_graph=True)
+    assert torch.count_nonzero(g_means) == 0  # without the detach this would be all ones
+    head_w = updater.update_head[-1].weight
+    g_head, g_opac = torch.autograd.grad(new.means.sum() + new_hidden.sum(), [head_w, opac])
+    assert g_head.abs().sum() > 0  # the deltas are trained through the head
+    assert g_opac.abs().sum() > 0  # the RGB error of the render carries the old Gaussians' gradient
+    assert all(p.grad is None for p in updater.update_feature.parameters())
+
+
 def test_deltas_land_on_their_parameters(updater):
     state, cams, images = _scene(seed=1)
     hidden = updater.initial_hidden(torch.randn(2, 256, 8, 8))
