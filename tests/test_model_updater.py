@@ -22,7 +22,8 @@ from resplat.cameras import Cameras, K_from_fov
 from resplat.model.config import PRESETS
 from resplat.model.features import BasicBlock, ResNetFeatures, imagenet_normalize
 from resplat.model.update_state import UpdateState, xyzw_to_wxyz
-from resplat.model.updater import UPDATE_MODULE_NAMES, Updater, build_update_modules, rgb_error_tokens
+from resplat.model.updater import (UPDATE_MODULE_NAMES, Updater, UpdaterInputError, build_update_modules,
+                                   rgb_error_tokens)
 
 MANIFESTS = Path(resplat.model.__file__).parent / "manifests"
 
@@ -153,6 +154,8 @@ def test_zero_init_head_leaves_gaussians_unchanged(updater):
     for name in ("means", "scales", "quats_xyzw", "opacity_logits", "sh"):
         torch.testing.assert_close(getattr(new, name), getattr(state, name), rtol=0, atol=0)
     assert new_hidden.shape == hidden.shape and not torch.equal(new_hidden, hidden)  # the state did move
+    with pytest.raises(UpdaterInputError, match=r"images \[2, 3, 32, 28\] and 2 cameras do not match the Gaussian grid"):
+        updater.step(state, hidden, images[..., :28], cams)
 
 
 def test_detach_rules(updater):

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..cameras import Cameras
+from ..errors import ResplatError
 from .config import ModelConfig, get_config
 from .features import ResNetFeatures, imagenet_normalize
 from .point_transformer import MultiViewLowresAttn, PlainPointTransformer
@@ -40,6 +41,10 @@ RENDER_EPS2D = 0.1
 #: Names of the encoder children built here, in the release's registration order.
 UPDATE_MODULE_NAMES = ("update_proj", "update_rgb_error_proj", "update_module", "update_head",
                        "update_feature", "update_error_attn")
+
+
+class UpdaterInputError(ResplatError, ValueError):
+    """Images, cameras and Gaussian grid given to :meth:`Updater.step` do not fit (one line)."""
 
 
 class PointLinearWrapper(nn.Module):
@@ -196,11 +201,11 @@ class Updater:
             (new state, new hidden [N, 512]). The count of Gaussians never changes.
 
         Raises:
-            ValueError: images, cameras and grid that do not match.
+            UpdaterInputError: images, cameras and grid that do not match.
         """
         v, gh, gw = state.grid
         if tuple(images.shape) != (v, 3, gh * self.factor, gw * self.factor) or len(cameras) != v:
-            raise ValueError(f"updater: images {list(images.shape)} and {len(cameras)} cameras do not match the "
+            raise UpdaterInputError(f"updater: images {list(images.shape)} and {len(cameras)} cameras do not match the "
                              f"Gaussian grid {state.grid} x {self.factor} px")
         if targets is None:
             targets = self.target_features(images, (gh, gw))
