@@ -21,7 +21,7 @@ from ..gaussians import Gaussians
 from .memory import estimate_peak_bytes, free_bytes
 from .poses import gaussians_to_world, middle_view_transform, normalize_poses
 from .update_state import UpdateState
-from .updater import Updater, gaussian_grid_factor
+from .updater import Updater
 
 #: callback(stage, iteration, total, gaussians) -> False to cancel; stage "initial" or "update".
 Callback = Callable[[str, int, int, Gaussians], "bool | None"]
@@ -117,11 +117,15 @@ def reconstruct(images: Tensor, cameras: Cameras, model, iterations: int = 4, de
     model = model.to(dev).eval()
     images = images.to(device=dev, dtype=torch.float32)
     cameras = cameras.to(device=dev, dtype=torch.float32)
+    # the model frame: poses relative to the middle view (forward_initial normalises again,
+    # which is the identity on normalised poses; the updater renders with these cameras)
     to_world = middle_view_transform(cameras.c2w)
     norm_cams = Cameras.from_c2w(normalize_poses(cameras.c2w), cameras.K, w, h, cameras.names)
 
     def report(stage: str, it: int, state: UpdateState) -> None:
-        if callback is not None and callback(stage, it, iterations, gaussians_to_world(state.to_gaussians(), to_world)) is False:
+        if callback is None:
+            return
+        if callback(stage, it, iterations, gaussians_to_world(state.to_gaussians(), to_world)) is False:
             raise CancelledError(f"reconstruction cancelled after {stage} {it}/{iterations}")
 
     with torch.no_grad():
@@ -135,5 +139,4 @@ def reconstruct(images: Tensor, cameras: Cameras, model, iterations: int = 4, de
             for it in range(1, iterations + 1):
                 state, hidden = updater.step(state, hidden, images, norm_cams, targets)
                 report("update", it, state)
-    assert gaussian_grid_factor(config) * state.grid[1] == h
     return gaussians_to_world(state.to_gaussians(), to_world)
