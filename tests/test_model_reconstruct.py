@@ -7,6 +7,7 @@ renders identically from the moved cameras). Small preset, random weights, 2 vie
 from __future__ import annotations
 
 import math
+import sys
 
 import pytest
 import torch
@@ -76,7 +77,9 @@ def test_input_errors_come_before_any_work(case, message):
 
 def test_memory_estimate_refuses_before_work(monkeypatch):
     images, cams = _views()
-    monkeypatch.setattr("resplat.model.reconstruct.free_bytes", lambda device: 100 * 2**20)
+    # The module, not the function that resplat.model re-exports under the same name.
+    module = sys.modules["resplat.model.reconstruct"]
+    monkeypatch.setattr(module, "free_bytes", lambda device: 100 * 2**20)
     with pytest.raises(ResplatError, match=r"2 views of 64x64 need about 0\.\d GiB on cpu, only 0\.1 GiB is free"):
         reconstruct(images, cams, _NoWork(), device="cpu")
     # the formula: weights + per-pixel activations + overhead (+ the attention scores off CUDA)

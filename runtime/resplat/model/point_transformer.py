@@ -26,23 +26,11 @@ from torch import Tensor, nn
 
 from ..errors import ResplatError
 from .knn import knn
+from .layers import Mlp, SelfAttention
 
 
 class PointTransformerInputError(ResplatError, ValueError):
     """Shapes given to the point transformer do not fit together (one line naming them)."""
-
-
-class _Mlp(nn.Module):
-    """``fc2(GELU(fc1(x)))`` with hidden width ``ratio * channels`` (keys ``fc1``, ``fc2``)."""
-
-    def __init__(self, channels: int, ratio: int = 4):
-        super().__init__()
-        self.fc1 = nn.Linear(channels, channels * ratio)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(channels * ratio, channels)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(self.act(self.fc1(x)))
 
 
 class KnnAttention(nn.Module):
@@ -84,28 +72,11 @@ class KnnAttentionBlock(nn.Module):
         self.norm1 = nn.LayerNorm(channels)
         self.attn = KnnAttention(channels, attn_proj_channels)
         self.norm2 = nn.LayerNorm(channels)
-        self.mlp = _Mlp(channels)
+        self.mlp = Mlp(channels, 4 * channels)
 
     def forward(self, x: Tensor, knn_index: Tensor) -> Tensor:
         x = x + self.attn(self.norm1(x), knn_index)
         return x + self.mlp(self.norm2(x))
-
-
-class _SelfAttention(nn.Module):
-    """Multi-head self-attention (DINOv2 ``MemEffAttention`` layout): ``qkv`` Linear(C -> 3C,
-    no bias) read as [3, heads, C/heads] per token, SDPA (scale (C/heads)^-1/2), ``proj``."""
-
-    def __init__(self, channels: int, num_heads: int):
-        super().__init__()
-        self.num_heads = num_heads
-        self.qkv = nn.Linear(channels, 3 * channels, bias=False)
-        self.proj = nn.Linear(channels, channels)
-
-    def forward(self, x: Tensor) -> Tensor:
-        b, n, c = x.shape
-        q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v)
-        return self.proj(out.transpose(1, 2).reshape(b, n, c))
 
 
 class _TokenBlock(nn.Module):
@@ -115,9 +86,9 @@ class _TokenBlock(nn.Module):
     def __init__(self, channels: int, num_heads: int):
         super().__init__()
         self.norm1 = nn.LayerNorm(channels)
-        self.attn = _SelfAttention(channels, num_heads)
+        self.attn = SelfAttention(channels, num_heads, qkv_bias=False)
         self.norm2 = nn.LayerNorm(channels)
-        self.mlp = _Mlp(channels)
+        self.mlp = Mlp(channels, 4 * channels)
 
     def forward(self, x: Tensor) -> Tensor:
         x = x + self.attn(self.norm1(x))

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..layers import Mlp, SelfAttention
+
 
 class PatchEmbed(nn.Module):
     """Conv 14x14/14 (3 -> D) then flattening: [N, 3, H, W] -> [N, (H/14)(W/14), D]."""
@@ -38,36 +40,6 @@ class LayerScale(nn.Module):
         return x * self.gamma
 
 
-class Mlp(nn.Module):
-    """fc1 (D -> 4D), GELU (erf), fc2 (4D -> D)."""
-
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(self.act(self.fc1(x)))
-
-
-class Attention(nn.Module):
-    """Multi-head self-attention, ``qkv`` Linear(D -> 3D, bias) split (q, k, v) then heads,
-    scale head_dim^-1/2, output ``proj``."""
-
-    def __init__(self, dim: int, num_heads: int):
-        super().__init__()
-        self.num_heads = num_heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        n, t, d = x.shape
-        q, k, v = self.qkv(x).reshape(n, t, 3, self.num_heads, d // self.num_heads).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v)
-        return self.proj(out.transpose(1, 2).reshape(n, t, d))
-
-
 class Block(nn.Module):
     """Pre-norm ViT block with LayerScale: x + ls1(attn(norm1(x))), then + ls2(mlp(norm2(x)));
     LayerNorm eps 1e-6."""
@@ -75,7 +47,7 @@ class Block(nn.Module):
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = Attention(dim, num_heads)
+        self.attn = SelfAttention(dim, num_heads)
         self.ls1 = LayerScale(dim)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
