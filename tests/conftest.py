@@ -6,10 +6,22 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("RESPLAT_SHARED", REPO.parent / "shared"))
 FIXTURES = REPO / ".cache" / "fixtures"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread():
+    """Every test runs with one intra-op thread. On shared 2-core machines torch's default two
+    OpenMP threads spin-wait against other jobs (the real-photo fit took ~95 s with 2 threads
+    and ~10 s with 1, same results); results do not depend on it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 
-import pytest
 import torch
 
 from resplat.cameras import Cameras, K_from_fov
@@ -15,15 +14,6 @@ from resplat.render import render
 SIZE = 48
 
 
-@pytest.fixture(scope="module")
-def one_thread():
-    """Run a module's optimisation with one intra-op thread, then restore the setting. On the
-    shared 2-core machines, torch's default 2 OpenMP threads spin-wait against the other jobs:
-    the real-photo fit takes ~95 s with 2 threads and ~10 s with 1 (same results)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def look_at(eyes: torch.Tensor, target=(0.0, 0.0, 0.0), up=(0.0, 0.0, 1.0)) -> torch.Tensor:

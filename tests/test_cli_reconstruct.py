@@ -24,18 +24,14 @@ from resplat.views.posed import fit_to_multiple
 
 
 @pytest.fixture(autouse=True)
-def _tiny_vit_and_one_thread(monkeypatch):
-    """Register the shrunken ViT width of the tiny config; one intra-op thread (shared 2 cores)."""
+def _tiny_vit(monkeypatch):
+    """Register the shrunken ViT width of the tiny config."""
     monkeypatch.setitem(config_module.VIT_DIMS, "vitt", (64, 2))
     monkeypatch.setitem(config_module.DPT_CHANNELS, "vitt", (16, (8, 16, 32, 64)))
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture
-def setup(tmp_path, _tiny_vit_and_one_thread):
+def setup(tmp_path, _tiny_vit):
     cfg = dataclasses.replace(PRESETS["small-dl3dv"], name="tiny", vit_type="vitt", regressor_channels=32,
                               unet_channels=32, num_depth_candidates=32)
     torch.manual_seed(0)

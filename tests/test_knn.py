@@ -15,13 +15,6 @@ from resplat.formats import read_splat_arrays
 from resplat.model import KnnInputError, knn
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: on the shared 2-core machines two OpenMP threads spin against other jobs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def brute_force(points: torch.Tensor, k: int, queries: torch.Tensor | None = None):

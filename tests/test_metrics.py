@@ -11,7 +11,6 @@ from skimage.filters import gaussian
 from skimage.metrics import structural_similarity
 from skimage.transform import resize
 
-from optim_scene import one_thread  # noqa: F401 (fixture)
 from resplat.errors import ResplatError
 from resplat.lpips_net import LPIPS
 from resplat.metrics import lpips, psnr, ssim, ssim_map
@@ -126,7 +125,7 @@ def _save_lpips_package_layout(net: LPIPS, path):
 
 
 @pytest.mark.parametrize("variant", ["alex", "vgg"])
-def test_lpips_loads_random_weights_and_is_a_distance(tmp_path, variant, one_thread):
+def test_lpips_loads_random_weights_and_is_a_distance(tmp_path, variant):
     torch.manual_seed(0)
     net = LPIPS(variant)
     with torch.no_grad():

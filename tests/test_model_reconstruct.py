@@ -22,13 +22,6 @@ from resplat.model.reconstruct import check_inputs, reconstruct
 from resplat.render import render
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: on the shared 2-core machines two OpenMP threads spin against other jobs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _views(v=2, h=64, w=64, seed=0):

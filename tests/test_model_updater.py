@@ -28,13 +28,6 @@ from resplat.model.updater import (UPDATE_MODULE_NAMES, Updater, UpdaterInputErr
 MANIFESTS = Path(resplat.model.__file__).parent / "manifests"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: on the shared 2-core machines two OpenMP threads spin against other jobs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("preset", ["small-dl3dv", "base-dl3dv", "base-re10k"])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from optim_scene import one_thread, ring_cameras, scene, target_gaussians  # noqa: F401 (fixture)
+from optim_scene import ring_cameras, scene, target_gaussians
 from resplat.errors import ResplatError, ViewsError
 from resplat.gaussians import Gaussians
 from resplat.optim import (
@@ -27,11 +27,10 @@ from resplat.optim import (
 )
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def small(one_thread):
+def small():
     """Ground truth, 6 training cameras and images of the synthetic scene, and a random init."""
     _, train, images, _, _ = scene()
     return train, images, random_init(train, 150, seed=0)

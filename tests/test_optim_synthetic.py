@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from optim_scene import one_thread, scene  # noqa: F401 (fixture)
+from optim_scene import scene
 from resplat.metrics import psnr
 from resplat.optim import optimize, random_init
 from resplat.render import render
@@ -16,7 +16,7 @@ STEPS = 150
 
 
 @pytest.fixture(scope="module")
-def fitted(one_thread):
+def fitted():
     _, train, images, test, test_images = scene()
     init = random_init(train, 300, seed=0)
     res = optimize(init, images, train, STEPS, backend="torch", prune_opacity=0.005, prune_every=50, eval_every=50, seed=0)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from optim_scene import one_thread  # noqa: F401 (fixture)
 from resplat.optim import OptimConfig
 from resplat.tools.chessboard_fit import BOARD_RECT, board_mask, fit_board
 from resplat.tools.opencv_calibration import read_opencv_calibration
@@ -21,7 +20,7 @@ CONFIG = OptimConfig(sh_dc_lr=0.0125)
 
 
 @pytest.fixture(scope="module")
-def fit(opencv_calib_dir, one_thread):
+def fit(opencv_calib_dir):
     return fit_board(opencv_calib_dir, 80, 60, steps=300, n=2000, seed=0, backend="torch", config=CONFIG)
 
 
