@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 
 import numpy as np
 
 from resplat.formats import read_splat_arrays, write_splat_arrays
 from resplat.formats.arrays import SplatArrays
+from timing import best_of
 
 
 def random_splats(n: int, degree: int, seed: int = 0) -> SplatArrays:
@@ -33,14 +33,6 @@ def random_splats(n: int, degree: int, seed: int = 0) -> SplatArrays:
     )
 
 
-def _best(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
-
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -55,8 +47,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for ext in args.formats.split(","):
             path = os.path.join(tmp, f"bench.{ext}")
-            tw = _best(lambda: write_splat_arrays(arrays, path), args.repeat)
-            tr = _best(lambda: read_splat_arrays(path), args.repeat)
+            tw = best_of(lambda: write_splat_arrays(arrays, path), args.repeat)
+            tr = best_of(lambda: read_splat_arrays(path), args.repeat)
             mb = os.path.getsize(path) / 1e6
             print(f"{ext:<8}{tw:>10.2f}{tr:>10.2f}{mb:>10.1f}{mb / tw:>12.1f}")
 

@@ -16,12 +16,12 @@ Not a test: nothing asserts.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
 from resplat.model import knn
 from resplat.model.knn import DEFAULT_CHUNK_SIZE
+from timing import best_of
 
 
 def cloud(kind: str, n: int, seed: int = 0) -> torch.Tensor:
@@ -43,14 +43,6 @@ def brute_force(points: torch.Tensor, k: int, chunk: int = 2048) -> torch.Tensor
         out.append(d2.topk(k, dim=1, largest=False).indices)
     return torch.cat(out)
 
-
-def best_of(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def main() -> None:
