@@ -8,15 +8,21 @@ TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
 STAMP := $(VENV)/.resplat-installed
+# PyPI bpy (Blender as a module, cp311 only, ~374 MB) for the headless extension tests.
+BPY_STAMP := $(VENV)/.bpy-installed
 
 .PHONY: setup fixtures test bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(BPY_STAMP)
 
 $(STAMP): runtime/pyproject.toml
 	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q $(TORCH_SPEC)
 	$(VENV)/bin/python -m pip install -q -e "runtime[test]" "numpy<2"
+	touch $@
+
+$(BPY_STAMP): $(STAMP)
+	$(VENV)/bin/python -m pip install -q "bpy==5.0.1" "numpy<2"
 	touch $@
 
 fixtures:
