@@ -46,8 +46,9 @@ def build_object(context, arrays: SplatArrays, name: str, schema: str | None = N
         raise
     context.collection.objects.link(obj)
     view_layer = context.view_layer
-    for other in view_layer.objects.selected:
-        other.select_set(False)
+    for other in view_layer.objects:
+        if other is not None:
+            other.select_set(False)
     obj.select_set(True)
     view_layer.objects.active = obj
     with context.temp_override(active_object=obj, object=obj, selected_objects=[obj],

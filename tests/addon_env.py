@@ -1,0 +1,55 @@
+"""Headless Blender (PyPI bpy 5.0.1) with the extension built, validated and installed.
+
+``BLENDER_USER_RESOURCES`` points at a temporary folder before bpy is imported, so nothing is
+written under the home folder. The zip is built and validated with Blender's own
+``blender_ext.py`` (no Blender binary needed), then installed and enabled with
+``bpy.ops.extensions.package_install_files``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+_STATE: dict = {}
+# before anything can import bpy (it reads the variable once, at import)
+os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="resplat-blender-")
+
+
+def addon_env():
+    """(bpy, add-on package module, zip path), built and installed once per process."""
+    if "bpy" not in _STATE:
+        bpy = pytest.importorskip("bpy")
+        cli = Path(bpy.utils.system_resource("SCRIPTS")) / "addons_core" / "bl_pkg" / "cli" / "blender_ext.py"
+        out = Path(tempfile.mkdtemp(prefix="resplat-zip-")) / "resplat.zip"
+        for args in (["build", "--source-dir", str(REPO), "--output-filepath", str(out)], ["validate", str(out)]):
+            r = subprocess.run([sys.executable, str(cli), *args], capture_output=True, text=True)
+            assert r.returncode == 0 and "ERROR" not in r.stdout, r.stdout + r.stderr
+        assert bpy.ops.extensions.package_install_files(
+            filepath=str(out), repo="user_default", enable_on_install=True) == {"FINISHED"}
+        _STATE.update(bpy=bpy, addon=importlib.import_module("bl_ext.user_default.resplat.resplat_addon"), zip=out)
+    return _STATE["bpy"], _STATE["addon"], _STATE["zip"]
+
+
+def zip_names(path: Path) -> list[str]:
+    """Member names of the built extension zip."""
+    with zipfile.ZipFile(path) as z:
+        return z.namelist()
+
+
+def clear_scene(bpy) -> None:
+    """Remove every object and orphan mesh/point cloud (the add-on stays enabled)."""
+    for ob in list(bpy.data.objects):
+        bpy.data.objects.remove(ob)
+    for coll in (bpy.data.meshes, bpy.data.pointclouds):
+        for d in list(coll):
+            if d.users == 0:
+                coll.remove(d)
