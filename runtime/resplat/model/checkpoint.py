@@ -12,6 +12,8 @@ safetensors; nothing is downloaded.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import re
 from contextlib import nullcontext
@@ -105,11 +107,14 @@ def infer_preset(state_dict: dict[str, Tensor]) -> str:
     (``encoder.depth_predictor.pretrained.pos_embed`` [1, 1370, D]: 384 small, 768 base) and the
     Gaussian head (``encoder.gaussian_head.2.weight`` [58 m, 58 m]: m = 4 for RE10K) or
     ``encoder.update_rgb_error_proj.0.weight`` ([256, 3] for RE10K). The 16-view 540x960 model
-    has base-dl3dv's weights: name ``base-dl3dv-16view`` explicitly to use it.
+    has base-dl3dv's weights: name ``base-dl3dv-16view`` explicitly to use it. A state dict with
+    the small CNN monocular branch (``pretrained.stem``) is ``tiny``.
 
     Raises ``KeyError`` (caught by :func:`load_checkpoint`) when the telling keys are absent or
     have shapes of no preset.
     """
+    if "encoder.depth_predictor.pretrained.stem.0.0.weight" in state_dict:
+        return "tiny"  # the small CNN monocular branch instead of DINOv2
     pos = state_dict.get("encoder.depth_predictor.pretrained.pos_embed")
     if pos is None or pos.dim() != 3:
         raise KeyError("encoder.depth_predictor.pretrained.pos_embed")
@@ -125,6 +130,27 @@ def infer_preset(state_dict: dict[str, Tensor]) -> str:
     if rgb is not None:
         return "base-re10k" if rgb.shape[-1] == 3 else "base-dl3dv"
     raise KeyError("encoder.gaussian_head.2.weight")
+
+
+def stored_config(path: str | os.PathLike) -> ModelConfig | None:
+    """The :class:`ModelConfig` stored in a safetensors header's metadata by our exporter
+    (``{"preset": name, "config": JSON of the config's fields}``,
+    :func:`resplat.train.checkpointing.export_safetensors`); None for other files or
+    metadata without a usable config (unknown fields of a newer version are ignored)."""
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            head = f.read(16)
+        if not _looks_like_safetensors(p, head):
+            return None
+        from safetensors import safe_open
+        with safe_open(str(p), framework="pt") as f:
+            meta = f.metadata() or {}
+        fields = json.loads(meta["config"])
+        known = {f.name for f in dataclasses.fields(ModelConfig)}
+        return ModelConfig(**{k: v for k, v in fields.items() if k in known})
+    except Exception:  # no or foreign metadata: fall back to the tensor shapes
+        return None
 
 
 def compare_layout(state_dict: dict[str, Tensor], expected: dict[str, tuple[int, ...]]) -> str | None:
@@ -148,8 +174,9 @@ def load_checkpoint(path: str | os.PathLike, preset: str | ModelConfig | None = 
 
     Args:
         path: checkpoint file.
-        preset: preset name or config; None infers it from the tensor shapes
-            (:func:`infer_preset`).
+        preset: preset name or config; None takes the config stored in a safetensors header
+            by ``resplat train`` (:func:`stored_config`), else infers it from the tensor
+            shapes (:func:`infer_preset`).
         map_location: device of the loaded tensors (and of the model).
         amp: bf16 autocast on CUDA in the forward passes (the release's setting).
 
@@ -163,6 +190,8 @@ def load_checkpoint(path: str | os.PathLike, preset: str | ModelConfig | None = 
             names the first missing, unexpected and mis-shaped keys).
     """
     sd = read_state_dict(path, map_location)
+    if preset is None:
+        preset = stored_config(path)
     if preset is None:
         try:
             preset = infer_preset(sd)

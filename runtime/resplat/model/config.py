@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 #: DINOv2 widths and head counts per ViT type (Oquab et al. 2023).
-VIT_DIMS = {"vits": (384, 6), "vitb": (768, 12), "vitl": (1024, 16)}
+VIT_DIMS = {"vits": (384, 6), "vitb": (768, 12), "vitl": (1024, 16), "cnn": (64, 0)}
 #: DPT upsampler (features F, out channels O) per ViT type, as the release (DepthSplat) sets them.
-DPT_CHANNELS = {"vits": (32, (48, 96, 192, 384)), "vitb": (48, (96, 192, 384, 768)), "vitl": (64, (128, 256, 512, 1024))}
+DPT_CHANNELS = {"vits": (32, (48, 96, 192, 384)), "vitb": (48, (96, 192, 384, 768)), "vitl": (64, (128, 256, 512, 1024)),
+                "cnn": (32, (32, 64, 96, 128))}
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,8 @@ class ModelConfig:
 
     Attributes:
         name: preset name.
-        vit_type: DINOv2 monocular branch, "vits" or "vitb" (or "vitl").
+        vit_type: DINOv2 monocular branch, "vits" or "vitb" (or "vitl"); "cnn" replaces it by the
+            small from-scratch :class:`~resplat.model.depth.mono_cnn.MonoCNN` (D = 64; tiny preset).
         regressor_channels: C, width of the Gaussian regressor and point transformer.
         upsample_factor: u, stride of the CNN/transformer features and of the DPT upsampler (8 or 4).
         latent_downsample: one latent point per ``latent_downsample``^2 pixels (4 DL3DV, 2 RE10K).
@@ -104,6 +106,13 @@ PRESETS: dict[str, ModelConfig] = {
         "base-re10k", upsample_factor=4, latent_downsample=2, gaussians_per_point=4, far=100.0, size_multiple=16,
     ),
 }
+#: Our CPU-sized preset trained from scratch (issue 4): same architecture family and interfaces,
+#: a small CNN instead of DINOv2, narrow regressor/U-Net/updater, 32 depth candidates, 2
+#: transformer layers; about 5M parameters (measured in tests/test_train_tiny_preset.py).
+PRESETS["tiny"] = ModelConfig(
+    "tiny", vit_type="cnn", regressor_channels=64, num_depth_candidates=32, num_transformer_layers=2,
+    unet_channels=64, pt_blocks=2, update_blocks=2, state_channels=128,
+)
 #: The 16-view 540x960 DL3DV model: base-dl3dv weights, half-resolution depth, scale max 3.
 PRESETS["base-dl3dv-16view"] = replace(PRESETS["base-dl3dv"], name="base-dl3dv-16view", scale_max=3.0, depth_half_res=True)
 

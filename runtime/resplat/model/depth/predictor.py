@@ -17,6 +17,7 @@ from ..config import ModelConfig, get_config
 from .backbone import CNNEncoder
 from .cost_volume import correlation_cost_volume, log_depth_candidates, neighbour_views
 from .dpt import DPTHead
+from .mono_cnn import MonoCNN
 from .mv_transformer import MultiViewFeatureTransformer
 from .output import DepthOutput
 from .unet import UNetModel
@@ -99,7 +100,7 @@ class DepthPredictor(nn.Module):
         u, c = cfg.upsample_factor, cfg.feature_channels
         self.backbone = CNNEncoder(output_dim=c, lowest_scale=u)
         self.transformer = MultiViewFeatureTransformer(cfg.num_transformer_layers, c, ffn_expansion=4)
-        self.pretrained = DINOv2(cfg.vit_dim, cfg.vit_heads)
+        self.pretrained = MonoCNN(cfg.vit_dim) if cfg.vit_type == "cnn" else DINOv2(cfg.vit_dim, cfg.vit_heads)
         in_channels = cfg.num_depth_candidates + 128 + c + cfg.vit_dim
         self.regressor = nn.ModuleList([DepthRegressor(in_channels, cfg.unet_channels)])
         self.regressor_residual = nn.ModuleList([nn.Conv2d(in_channels, cfg.unet_channels, 1)])
@@ -183,9 +184,12 @@ class DepthPredictor(nn.Module):
             mv = self.transformer(tokens.view(b, v, *tokens.shape[1:]), neighbours, splits)
         mv_flat = mv.flatten(0, 1)
 
-        vh, vw = vit_input_size(h, w, cfg.mono_max_width)
         with amp:
-            raw_mono = self.pretrained.intermediate_maps(_resize(x, size=(vh, vw)), VIT_BLOCKS)
+            if cfg.vit_type == "cnn":  # tiny preset: the CNN sees the images as they are
+                raw_mono = self.pretrained.intermediate_maps(x)
+            else:
+                vh, vw = vit_input_size(h, w, cfg.mono_max_width)
+                raw_mono = self.pretrained.intermediate_maps(_resize(x, size=(vh, vw)), VIT_BLOCKS)
         mono_eighth = [_resize(m, size=(h // 8, w // 8)) for m in raw_mono]
         mono_low = mono_eighth[-1] if cfg.upsample_factor == 8 else _resize(mono_eighth[-1], scale=2)
 

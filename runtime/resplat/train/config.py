@@ -1,0 +1,71 @@
+"""Training hyper-parameters (:class:`TrainConfig`), defaults from the paper where it gives them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from ..errors import ResplatError
+
+STAGES = ("initial", "update")
+
+
+class TrainConfigError(ResplatError, ValueError):
+    """A training setting out of range (one line naming the setting)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one training run.
+
+    Attributes:
+        stage: "initial" (depth network + Gaussian head; paper stage 1) or "update" (the
+            recurrent updater, initial model frozen; paper stage 2).
+        steps: optimiser steps of the run (the one-cycle schedule spans them).
+        lr: peak learning rate (paper: 2e-4 stage 1, 1e-4 stage 2).
+        weight_decay: AdamW weight decay.
+        warmup: fraction of ``steps`` of linear warm-up (paper: 1%).
+        clip: gradient-norm clip (paper: 0.5).
+        l1_weight, ssim_weight: image loss weights, L1 (paper: 1) and 1 - SSIM (our default
+            0.2 instead of the paper's VGG perceptual 0.5, which needs weights the user supplies).
+        perceptual_weight: LPIPS-VGG weight, used only with ``perceptual_weights`` (a file of
+            LPIPS VGG16 weights; paper 0.5).
+        depth_weight: L1 of log depth against ground-truth depth of the context views (stage
+            "initial", samples that carry depth; 0 disables). Default 0.1.
+        max_iterations: T is drawn uniformly in 1..max_iterations (paper: 4) in stage "update".
+        gamma: iteration t of T weighs gamma^(T-1-t) (paper: 0.9).
+        seed: seeds the model init, scene/T sampling (rank added under DDP).
+        checkpoint_every: steps between resumable checkpoints (0: only at the end).
+        bf16: bf16 autocast of the networks on CUDA (never on CPU).
+    """
+
+    stage: str = "initial"
+    steps: int = 1000
+    lr: float = 2e-4
+    weight_decay: float = 0.01
+    warmup: float = 0.01
+    clip: float = 0.5
+    l1_weight: float = 1.0
+    ssim_weight: float = 0.2
+    perceptual_weight: float = 0.5
+    perceptual_weights: str | None = None
+    depth_weight: float = 0.1
+    max_iterations: int = 4
+    gamma: float = 0.9
+    seed: int = 0
+    checkpoint_every: int = 500
+    bf16: bool = True
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise TrainConfigError(f"training stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
+        for name in ("steps", "max_iterations"):
+            if getattr(self, name) < 1:
+                raise TrainConfigError(f"training setting {name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.warmup < 1:
+            raise TrainConfigError(f"training setting warmup must be in [0, 1), got {self.warmup}")
+        if self.lr <= 0 or self.clip <= 0:
+            raise TrainConfigError(f"training settings lr and clip must be > 0, got {self.lr}, {self.clip}")
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able dict (stored in checkpoints and exported weights)."""
+        return asdict(self)
