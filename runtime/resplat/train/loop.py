@@ -64,7 +64,7 @@ def _distributed(device: torch.device) -> tuple[int, int, torch.device]:
 
 def train(model, dataset: Sequence, config: TrainConfig, out_dir: str | os.PathLike,
           device: str | torch.device = "cpu", resume: bool = True,
-          report: Callable[[int, int, dict], None] | None = None) -> dict:
+          report: Callable[[int, int, dict], None] | None = None, stop_at: int | None = None) -> dict:
     """Train ``model`` (a :class:`resplat.model.ReSplatModel`) for ``config.steps`` steps.
 
     Args:
@@ -78,6 +78,8 @@ def train(model, dataset: Sequence, config: TrainConfig, out_dir: str | os.PathL
         resume: continue from ``out_dir/train-state.pt`` when it exists.
         report: called on rank 0 as ``report(step, total, parts)`` after each step (parts:
             loss and its terms, lr).
+        stop_at: stop after this many steps (of ``config.steps``), saving the resumable state
+            without the export (a run cut short on purpose; resuming finishes it).
 
     Returns:
         summary dict: steps, start step, final loss parts, seconds per step, weights path.
@@ -108,7 +110,8 @@ def train(model, dataset: Sequence, config: TrainConfig, out_dir: str | os.PathL
         start = load_training_state(state_path, model, optimizer, scheduler, rng, config)
     parts: dict = {}
     t0 = time.perf_counter()
-    for step in range(start, config.steps):
+    end = config.steps if stop_at is None else min(stop_at, config.steps)
+    for step in range(start, end):
         sample = dataset[rng.randrange(len(dataset))]
         if config.stage == "initial":
             loss, parts = initial_loss(model, sample, loss_fn, config, dev)
@@ -129,15 +132,16 @@ def train(model, dataset: Sequence, config: TrainConfig, out_dir: str | os.PathL
             _log(out / LOG_FILE, step + 1, parts)
             if report is not None:
                 report(step + 1, config.steps, parts)
-            if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 and step + 1 < config.steps:
+            if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 and step + 1 < end:
                 save_training_state(state_path, model, optimizer, scheduler, step + 1, rng, config)
-    seconds = (time.perf_counter() - t0) / max(1, config.steps - start)
+    seconds = (time.perf_counter() - t0) / max(1, end - start)
     weights = out / WEIGHTS_FILE
     if rank == 0:
-        save_training_state(state_path, model, optimizer, scheduler, config.steps, rng, config)
-        export_safetensors(model, weights)
+        save_training_state(state_path, model, optimizer, scheduler, end, rng, config)
+        if end == config.steps:
+            export_safetensors(model, weights)
     model.eval()
-    return {"steps": config.steps, "start": start, "final": parts, "seconds_per_step": seconds, "weights": str(weights)}
+    return {"steps": end, "start": start, "final": parts, "seconds_per_step": seconds, "weights": str(weights)}
 
 
 def _log(path: Path, step: int, parts: dict) -> None:

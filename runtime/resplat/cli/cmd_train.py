@@ -1,0 +1,96 @@
+"""``resplat train DATA --out RUN``: train a ReSplat model (stage "initial", then stage
+"update" from the initial weights), resumable, on CPU, CUDA or several GPUs under torchrun."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..errors import ResplatError
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("train", help="train a ReSplat model on synthetic scenes or pixelSplat chunks",
+                       description="Train ReSplat (arXiv 2510.08575) in two stages: --stage initial trains the "
+                                   "initial model; --stage update trains the recurrent updater with the initial "
+                                   "model (--init) frozen. Re-running with the same --out resumes. Multi-GPU: "
+                                   "torchrun --nproc-per-node N -m resplat train ...")
+    p.add_argument("data", type=Path, help="dataset folder: synthetic scenes (resplat.data) or *.torch chunks")
+    p.add_argument("--out", required=True, type=Path, help="run folder (train-state.pt, log.jsonl, model.safetensors)")
+    p.add_argument("--stage", choices=("initial", "update"), default="initial")
+    p.add_argument("--preset", default="tiny", help="model preset for a fresh model (default tiny)")
+    p.add_argument("--init", type=Path, default=None, help="weights to start from (stage update: the stage-initial export)")
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 2e-4 initial, 1e-4 update)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--ssim-weight", type=float, default=0.2)
+    p.add_argument("--depth-weight", type=float, default=0.1, help="log-depth L1 weight (synthetic data with depth)")
+    p.add_argument("--vgg-weights", type=Path, default=None,
+                   help="LPIPS VGG16 weights file: adds the perceptual loss (weight --perceptual-weight)")
+    p.add_argument("--perceptual-weight", type=float, default=0.5)
+    p.add_argument("--device", default="auto", help="auto (CUDA if available, else CPU), cpu, cuda")
+    p.add_argument("--no-bf16", action="store_true", help="no bf16 autocast on CUDA")
+    p.add_argument("--context", type=int, default=8, help="context views per example (chunk data)")
+    p.add_argument("--target", type=int, default=4, help="target views per example (chunk data)")
+    p.add_argument("--size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"), help="chunk images resized to H W")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="allow chunk files that need full unpickling (runs code from the file: trusted files only)")
+    p.add_argument("--config-json", type=Path, default=None, help=argparse.SUPPRESS)  # tests: a shrunken ModelConfig
+    return p
+
+
+def open_dataset(args):
+    """A :class:`~resplat.train.chunks.ChunkDataset` when DATA holds ``*.torch`` chunks, else
+    ``resplat.data.SyntheticDataset``."""
+    if not args.data.is_dir():
+        raise ResplatError(f"{args.data}: dataset folder not found")
+    if any(args.data.glob("*.torch")):
+        from ..train.chunks import ChunkDataset
+
+        return ChunkDataset(args.data, args.context, args.target, tuple(args.size), seed=args.seed,
+                            trust_pickle=args.trust_pickle)
+    try:
+        from ..data import SyntheticDataset
+    except ImportError:
+        raise ResplatError("this resplat has no synthetic dataset reader (resplat.data.SyntheticDataset)") from None
+    return SyntheticDataset(args.data)
+
+
+def _model(args, device):
+    from ..model.checkpoint import build_model, load_checkpoint
+    from ..model.config import ModelConfig
+
+    preset = args.preset
+    if args.config_json is not None:
+        try:
+            preset = ModelConfig(**json.loads(args.config_json.read_text()))
+        except (ValueError, TypeError) as exc:
+            raise ResplatError(f"{args.config_json}: not a model configuration ({exc})") from None
+    if args.init is not None:
+        return load_checkpoint(args.init, preset=None if args.config_json is None else preset)
+    if args.stage == "update":
+        raise ResplatError("--stage update needs --init: the weights exported by --stage initial")
+    import torch
+
+    torch.manual_seed(args.seed)
+    return build_model(preset)
+
+
+def run(args, progress) -> None:
+    from ..model.reconstruct import resolve_device
+    from ..train import TrainConfig, train
+
+    device = resolve_device(args.device)
+    lr = args.lr if args.lr is not None else (2e-4 if args.stage == "initial" else 1e-4)
+    cfg = TrainConfig(stage=args.stage, steps=args.steps, lr=lr, seed=args.seed, checkpoint_every=args.checkpoint_every,
+                      ssim_weight=args.ssim_weight, depth_weight=args.depth_weight,
+                      perceptual_weight=args.perceptual_weight,
+                      perceptual_weights=str(args.vgg_weights) if args.vgg_weights else None, bf16=not args.no_bf16)
+    dataset = open_dataset(args)
+    model = _model(args, device)
+    summary = train(model, dataset, cfg, args.out, device=device,
+                    report=lambda s, t, parts: progress.step("train", s, t, **parts))
+    progress.result("train", weights=summary["weights"], steps=summary["steps"],
+                    seconds_per_step=summary["seconds_per_step"], loss=summary["final"].get("loss"))
