@@ -13,10 +13,10 @@ import sys
 
 from .. import __version__
 from ..errors import CancelledError, ResplatError
-from . import cmd_convert, cmd_eval, cmd_optimize, cmd_reconstruct, cmd_render, cmd_train
+from . import cmd_convert, cmd_data, cmd_eval, cmd_optimize, cmd_reconstruct, cmd_render, cmd_train
 from .progress import Progress
 
-COMMANDS = (cmd_render, cmd_optimize, cmd_eval, cmd_convert, cmd_reconstruct, cmd_train)
+COMMANDS = (cmd_render, cmd_optimize, cmd_eval, cmd_convert, cmd_reconstruct, cmd_train, cmd_data)
 
 
 class _Parser(argparse.ArgumentParser):
