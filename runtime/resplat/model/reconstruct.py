@@ -89,7 +89,9 @@ def reconstruct(images: Tensor, cameras: Cameras, model, iterations: int = 4, de
 
     Args:
         images: [V, 3, H, W] float in [0, 1] (sRGB values as stored, not linearised), V >= 2,
-            H and W multiples of ``model.config.size_multiple`` (64 DL3DV, 16 RE10K).
+            H and W multiples of ``model.config.size_multiple`` (64 DL3DV, 16 RE10K). Computed
+            in float32, or in float64 when ``images`` are float64 (the model must then be
+            float64 too, ``model.double()``).
         cameras: the V cameras (OpenCV, pixels; any world frame, metres).
         model: a :class:`ReSplatModel` (``.config``, ``.encoder``); moved to ``device``, eval mode.
         iterations: recurrent update iterations (the release evaluates 2 and trains 1..4).
@@ -115,8 +117,10 @@ def reconstruct(images: Tensor, cameras: Cameras, model, iterations: int = 4, de
     check_memory(model, v, h, w, dev)
 
     model = model.to(dev).eval()
-    images = images.to(device=dev, dtype=torch.float32)
-    cameras = cameras.to(device=dev, dtype=torch.float32)
+    # float64 images run in float64 (with a float64 model: the golden test); anything else in float32
+    dtype = torch.float64 if images.dtype == torch.float64 else torch.float32
+    images = images.to(device=dev, dtype=dtype)
+    cameras = cameras.to(device=dev, dtype=dtype)
     # the model frame: poses relative to the middle view (forward_initial normalises again,
     # which is the identity on normalised poses; the updater renders with these cameras)
     to_world = middle_view_transform(cameras.c2w)
