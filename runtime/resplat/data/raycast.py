@@ -174,6 +174,17 @@ def occluded(st: SceneTensors, p: Tensor, l: Tensor, eps: float = 1e-3) -> Tenso
     return hit
 
 
+def _face_uv(m: Tensor, axis: Tensor, sign: Tensor) -> tuple[Tensor, Tensor]:
+    """Planar texture coordinates of points ``m`` [N, 3] on faces whose normal (towards the
+    viewer) is ``sign`` [N] times axis ``axis`` [N], oriented so that the photo is never
+    mirrored: u runs to the viewer's right, v downwards (-z on vertical faces, -y on horizontal
+    ones), i.e. (u axis) x (v axis) = -normal."""
+    x, y = m[:, 0], m[:, 1]
+    u = torch.where(axis == 0, sign * y, torch.where(axis == 1, -sign * x, sign * x))
+    v = torch.where(axis == 2, -y, -m[:, 2])
+    return u, v
+
+
 def _around(phi: Tensor, n: float) -> Tensor:
     """Azimuth in (-pi, pi] -> u in tiles, an integer number ``n`` of tiles around (no seam)."""
     return (phi + math.pi) / (2 * math.pi) * n
@@ -199,17 +210,16 @@ def surface_attributes(st: SceneTensors, p: Tensor, surf: Tensor) -> tuple[Tenso
         elif kind == "box":
             axis = q.abs().argmax(-1)
             nl = torch.nn.functional.one_hot(axis, 3).to(q.dtype) * q.gather(1, axis[:, None]).sign()
-            m = q * s / tile
-            u = torch.where(axis == 0, m[:, 1], m[:, 0])
-            v = torch.where(axis == 2, m[:, 1], m[:, 2])
+            u, v = _face_uv(q * s / tile, axis, q.gather(1, axis[:, None]).squeeze(1).sign())
         else:
             radial = q[:, :2].norm(dim=-1)
             cap = (1 - q[:, 2].abs()) < (1 - radial).abs()
             nl = torch.where(cap[:, None], torch.stack([0 * q[:, 0], 0 * q[:, 0], q[:, 2].sign()], -1),
                              torch.stack([q[:, 0], q[:, 1], 0 * q[:, 2]], -1))
             around = max(1.0, round(math.pi * float(s[0] + s[1]) / tile))
-            u = torch.where(cap, q[:, 0] * float(s[0]) / tile, _around(torch.atan2(q[:, 1], q[:, 0]), around))
-            v = torch.where(cap, q[:, 1] * float(s[1]) / tile, q[:, 2] * float(s[2]) / tile)
+            uc, vc = _face_uv(q * s / tile, torch.full_like(radial, 2, dtype=torch.long), q[:, 2].sign())
+            u = torch.where(cap, uc, _around(torch.atan2(q[:, 1], q[:, 0]), around))
+            v = torch.where(cap, vc, -q[:, 2] * float(s[2]) / tile)
         m = nl / s
         nw = m[:, 0:1] * R[:, 0] + m[:, 1:2] * R[:, 1] + m[:, 2:3] * R[:, 2]
         n[idx] = nw / nw.norm(dim=-1, keepdim=True).clamp_min(1e-12)
@@ -225,16 +235,15 @@ def surface_attributes(st: SceneTensors, p: Tensor, surf: Tensor) -> tuple[Tenso
             axis = dist.argmin(-1)
             sign = torch.where(axis == 2, torch.ones_like(q[:, 0]), q.gather(1, axis[:, None]).squeeze(1).sign())
             nr = -torch.nn.functional.one_hot(axis, 3).to(q.dtype) * sign[:, None]
-            u = torch.where(axis == 0, q[:, 1], q[:, 0]) / tw
-            v = torch.where(axis == 2, q[:, 1], -q[:, 2]) / tw
+            u, v = _face_uv(q / tw, axis, -sign)
         else:
             nr = -q / st.half
             around = max(1.0, round(2 * math.pi * st.half / tw))
-            u = _around(torch.atan2(q[:, 1], q[:, 0]), around)
+            u = _around(-torch.atan2(q[:, 1], q[:, 0]), around)  # seen from inside: azimuth runs leftwards
             v = torch.acos((q[:, 2] / st.half).clamp(-1, 1)) * st.half / tw
         nr = torch.where(floor[:, None], q.new_tensor([0.0, 0.0, 1.0]).expand_as(nr), nr)
         u = torch.where(floor, q[:, 0] / tf, u)
-        v = torch.where(floor, q[:, 1] / tf, v)
+        v = torch.where(floor, -q[:, 1] / tf, v)
         n[idx] = nr
         uv[idx] = torch.stack([u, v], -1)
     return n, uv
