@@ -45,15 +45,7 @@ GOLDEN = Path(__file__).parent / "data" / "golden" / "depth_small_dl3dv.safetens
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.mark.parametrize("preset", list(PRESETS))
+@pytest.mark.parametrize("preset", [p for p in PRESETS if p != "tiny"])  # the released ones
 def test_state_dict_equals_manifest(preset):
     manifest = json.loads((MANIFESTS / f"{preset.replace('-16view', '')}.json").read_text())
     prefix = "encoder.depth_predictor."
