@@ -39,7 +39,7 @@ def _safe(scene: Scene, eye: np.ndarray) -> bool:
     c, rad = scene.centers.numpy(), scene.bounding_radii().numpy()
     if len(c) and (np.linalg.norm(c - eye, axis=1) < rad + 0.3).any():
         return False
-    if eye[2] < 0.15:
+    if eye[2] < 0.3:
         return False
     if scene.room == "box":
         return max(abs(eye[0]), abs(eye[1])) < scene.half - 0.5 and eye[2] < scene.height - 0.5
