@@ -60,6 +60,7 @@ class GeneratorConfig:
 
 
 def scene_name(index: int) -> str:
+    """Folder name of scene ``index`` ("scene_000123")."""
     return f"scene_{index:06d}"
 
 

@@ -66,6 +66,7 @@ class Scene:
 
     @property
     def num_objects(self) -> int:
+        """O, the number of objects (surfaces O and O + 1 are the floor and the walls)."""
         return len(self.kinds)
 
     def bounding_radii(self) -> Tensor:
@@ -81,6 +82,7 @@ class Scene:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Scene":
+        """The scene of a :meth:`to_dict` dict (as stored in scene.json), float64 / int64."""
         ints = {"texture"}
         vals = {}
         for k, v in d.items():

@@ -68,9 +68,11 @@ class TextureBank:
 
     @property
     def levels(self) -> int:
+        """L, the number of mip levels."""
         return int(self.sizes.shape[0])
 
     def index(self, name: str) -> int:
+        """Texture index of the skimage.data photo ``name`` (ValueError if absent)."""
         return self.names.index(name)
 
     def sample(self, tex: Tensor, u: Tensor, v: Tensor, level: Tensor) -> Tensor:
