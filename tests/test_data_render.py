@@ -144,3 +144,27 @@ def test_supersampling_is_the_box_filtered_higher_resolution_render():
     box = srgb_to_linear(hi).reshape(1, 3, 20, 2, 24, 2).mean((3, 5))
     np.testing.assert_allclose(srgb_to_linear(ss).numpy(), box.numpy(), atol=2e-6)
     assert (srgb_to_linear(ss) - srgb_to_linear(hi[..., ::2, ::2])).abs().max() > 0.05  # edges really are averaged
+
+
+@pytest.mark.parametrize("kind", ["box", "cylinder", "cone"])
+def test_side_view_depth_of_box_cylinder_cone(kind):
+    """Camera on -y looking +y at the object's centre: along the centre column the front surface
+    is the plane y = -sy (box), the line y = -r (cylinder), or the cone's generator
+    y = -r (1 - z_local) / 2, whose z-depth has a closed form per row."""
+    dist, z, n, f = 6.0, 10.0, 41, 50.0
+    sx, sy, sz = 0.8, 0.6, 1.0
+    scene = make_scene([kind], [[0, 0, z]], [[sx, sy if kind == "box" else sx, sz]])
+    depth = render_scene(scene, camera([0, -dist, z], [0, 0, z], n, n, f), supersample=1).depth[0, 0].double().numpy()
+    eta = (np.arange(n) + 0.5 - n / 2) / f  # world dz per unit z-depth, downwards positive
+    col = depth[:, n // 2]
+    if kind == "cone":
+        t = (dist - sx / 2) / (1 + sx * eta / (2 * sz))
+    else:
+        t = np.full(n, dist - (sy if kind == "box" else sx))
+    inside = np.abs(t * eta) < sz - 1e-3
+    assert inside.sum() >= 10
+    np.testing.assert_allclose(col[inside], t[inside], atol=2e-5)
+    if kind == "box":  # the whole front face is one plane
+        x = (np.arange(n) + 0.5 - n / 2) / f * (dist - sy)
+        face = (np.abs(x)[None, :] < sx - 1e-3) & (np.abs((dist - sy) * eta)[:, None] < sz - 1e-3)
+        np.testing.assert_allclose(depth[face], dist - sy, atol=2e-5)

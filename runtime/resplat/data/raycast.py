@@ -74,7 +74,7 @@ def _quadratic(a: Tensor, b: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
     """Both roots of a t^2 + 2 b t + c = 0 (nan-free: inf where there is no real root)."""
     disc = b * b - a * c
     sq = disc.clamp_min(0).sqrt()
-    a = a.clamp_min(1e-20)
+    a = torch.where(a.abs() < 1e-20, torch.full_like(a, 1e-20), a)  # a < 0 for cones: keep its sign
     t0, t1 = (-b - sq) / a, (-b + sq) / a
     miss = disc < 0
     return t0.masked_fill(miss, INF), t1.masked_fill(miss, INF)
@@ -111,7 +111,22 @@ def t_cylinder(o: Tensor, d: Tensor, eps: float) -> Tensor:
     return _pick(cands, eps)
 
 
-_T_FUNCS = {"ellipsoid": t_ellipsoid, "box": t_box, "cylinder": t_cylinder}
+def t_cone(o: Tensor, d: Tensor, eps: float) -> Tensor:
+    """Nearest t > eps of rays with the capped cone x^2 + y^2 <= ((1 - z) / 2)^2, |z| <= 1
+    (apex at z = 1, base of radius 1 at z = -1)."""
+    o = o.expand_as(d)
+    ox, oy, oz = o.unbind(-1)
+    dx, dy, dz = d.unbind(-1)
+    w = 1 - oz
+    t0, t1 = _quadratic(dx * dx + dy * dy - dz * dz / 4, ox * dx + oy * dy + w * dz / 4, ox * ox + oy * oy - w * w / 4)
+    cands = [t.masked_fill((oz + t * dz).abs() > 1, INF) for t in (t0, t1)]
+    t = (-1 - oz) / torch.where(dz.abs() < 1e-12, torch.full_like(dz, 1e-12), dz)
+    x, y = ox + t * dx, oy + t * dy
+    cands.append(t.masked_fill(x * x + y * y > 1, INF))
+    return _pick(cands, eps)
+
+
+_T_FUNCS = {"ellipsoid": t_ellipsoid, "box": t_box, "cylinder": t_cylinder, "cone": t_cone}
 
 
 def room_hit(st: SceneTensors, o: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
@@ -211,11 +226,15 @@ def surface_attributes(st: SceneTensors, p: Tensor, surf: Tensor) -> tuple[Tenso
             axis = q.abs().argmax(-1)
             nl = torch.nn.functional.one_hot(axis, 3).to(q.dtype) * q.gather(1, axis[:, None]).sign()
             u, v = _face_uv(q * s / tile, axis, q.gather(1, axis[:, None]).squeeze(1).sign())
-        else:
+        else:  # cylinder or cone: a side and flat caps (the cone has only the base, z = -1)
             radial = q[:, :2].norm(dim=-1)
-            cap = (1 - q[:, 2].abs()) < (1 - radial).abs()
-            nl = torch.where(cap[:, None], torch.stack([0 * q[:, 0], 0 * q[:, 0], q[:, 2].sign()], -1),
-                             torch.stack([q[:, 0], q[:, 1], 0 * q[:, 2]], -1))
+            if kind == "cylinder":
+                cap = (1 - q[:, 2].abs()) < (1 - radial).abs()
+                side = torch.stack([q[:, 0], q[:, 1], 0 * q[:, 2]], -1)
+            else:
+                cap = (q[:, 2] + 1).abs() < ((1 - q[:, 2]) / 2 - radial).abs()
+                side = torch.stack([q[:, 0], q[:, 1], (1 - q[:, 2]) / 4], -1)  # gradient of x^2+y^2-(1-z)^2/4
+            nl = torch.where(cap[:, None], torch.stack([0 * q[:, 0], 0 * q[:, 0], q[:, 2].sign()], -1), side)
             around = max(1.0, round(math.pi * float(s[0] + s[1]) / tile))
             uc, vc = _face_uv(q * s / tile, torch.full_like(radial, 2, dtype=torch.long), q[:, 2].sign())
             u = torch.where(cap, uc, _around(torch.atan2(q[:, 1], q[:, 0]), around))

@@ -7,7 +7,8 @@ surface. Objects are analytic primitives, each the image of a unit primitive und
 
 - ``ellipsoid``: the unit sphere (a sphere when the three scales are equal);
 - ``box``: the cube [-1, 1]^3 (scales are half-extents);
-- ``cylinder``: x^2 + y^2 <= 1, |z| <= 1, capped.
+- ``cylinder``: x^2 + y^2 <= 1, |z| <= 1, capped;
+- ``cone``: x^2 + y^2 <= ((1 - z) / 2)^2, |z| <= 1 (apex at z = 1, base radius 1 at z = -1).
 
 Surfaces are numbered: objects 0..O-1, then the floor (O), then the walls / dome (O+1); each has
 a material (a texture from :mod:`.textures`, a linear-RGB tint, a texture tile size in metres,
@@ -26,7 +27,7 @@ from torch import Tensor
 
 from .textures import SURFACE_TEXTURES, TEXTURE_NAMES
 
-KINDS = ("ellipsoid", "box", "cylinder")
+KINDS = ("ellipsoid", "box", "cylinder", "cone")
 ROOMS = ("box", "dome")
 
 
@@ -105,13 +106,16 @@ def _bound_radius(kind: str, s: Tensor) -> Tensor:
     return torch.sqrt(s[:2].max() ** 2 + s[2] ** 2)
 
 
-def _z_extent(kind: str, R: np.ndarray, s: np.ndarray) -> float:
-    """Half height along world z of the rotated, scaled primitive (support function of e_z)."""
+def _z_below(kind: str, R: np.ndarray, s: np.ndarray) -> float:
+    """How far the rotated, scaled primitive reaches below its centre along world z (the
+    support function of -e_z; an object resting on the floor has its centre this high)."""
     a = R[2] * s  # z row of R @ diag(s)
     if kind == "ellipsoid":
         return float(np.linalg.norm(a))
     if kind == "box":
         return float(np.abs(a).sum())
+    if kind == "cone":  # apex (0, 0, 1) or the base circle at z = -1
+        return float(max(-a[2], a[2] + math.hypot(a[0], a[1])))
     return float(abs(a[2]) + math.hypot(a[0], a[1]))
 
 
@@ -146,7 +150,7 @@ def random_scene(rng: np.random.Generator, min_objects: int = 3, max_objects: in
             s = np.full(3, r) if rng.uniform() < 0.35 else r * rng.uniform(0.5, 1.6, 3)
         elif kind == "box":
             s = r * rng.uniform(0.45, 1.4, 3)
-        else:
+        else:  # cylinder, cone
             rad = r * rng.uniform(0.4, 1.1)
             s = np.array([rad, rad, r * rng.uniform(0.5, 1.8)])
         R = _rotation(np.array([0.0, 0.0, 1.0]), rng.uniform(0, 2 * math.pi))
@@ -161,7 +165,7 @@ def random_scene(rng: np.random.Generator, min_objects: int = 3, max_objects: in
                 break
         else:
             continue
-        z = _z_extent(kind, R, s) + (rng.uniform(0.1, 0.8) if rng.uniform() < 0.15 else 0.0)
+        z = _z_below(kind, R, s) + (rng.uniform(0.1, 0.8) if rng.uniform() < 0.15 else 0.0)
         kinds.append(kind)
         centers.append(np.array([xy[0], xy[1], z]))
         rots.append(R)
