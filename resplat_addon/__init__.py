@@ -8,10 +8,12 @@ runtime's torch-free format code. Blender never imports torch.
 import bpy
 
 from .operators import CLASSES, export_splat, import_splat
+from .preferences import RESPLAT_AP_preferences
 
 
 def register():
     """Register classes and the File > Import / Export entries."""
+    bpy.utils.register_class(RESPLAT_AP_preferences)
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     bpy.types.TOPBAR_MT_file_import.append(import_splat.menu_func)
@@ -24,3 +26,4 @@ def unregister():
     bpy.types.TOPBAR_MT_file_import.remove(import_splat.menu_func)
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)
+    bpy.utils.unregister_class(RESPLAT_AP_preferences)

@@ -1,0 +1,177 @@
+"""Blender cameras -> the runtime's pinhole cameras and ``transforms.json`` (pure math + a thin
+bpy reader; no torch).
+
+Intrinsics follow Blender's ``BKE_camera_params_compute_viewplane`` (source/blender/blenkernel/
+intern/camera.cc): the sensor fit (AUTO picks HORIZONTAL when ``aspect_x * width >= aspect_y *
+height``) decides whether the sensor width spans the image width or the sensor height spans the
+image height (in units of x pixels, ``ycor = aspect_y / aspect_x``; with AUTO the sensor
+width spans the larger side); the lens shift moves the
+view window by ``shift * viewfac`` x-pixels. Pixel coordinates are continuous with pixel i
+covering [i, i + 1], so pixel centres lie at half-integers as in :mod:`resplat.cameras`.
+
+Extrinsics: ``matrix_world`` with its scale removed is the OpenGL camera-to-world matrix (camera
+looks down -z, +y up), exactly what nerfstudio's ``transforms.json`` stores
+(:mod:`resplat.views.transforms_json`, whose writer imports torch, so the same keys are written
+here).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .runtime_formats import ResplatError
+
+SENSOR_FITS = ("AUTO", "HORIZONTAL", "VERTICAL")
+
+
+@dataclass(frozen=True)
+class CameraView:
+    """One camera as the runtime sees it.
+
+    Attributes:
+        name: the camera object's name.
+        K: [3, 3] float64 intrinsics in pixels (half-integer pixel centres).
+        c2w: [4, 4] float64 OpenGL camera-to-world matrix, rotation orthonormal (metres).
+        width, height: image size in pixels.
+    """
+
+    name: str
+    K: np.ndarray
+    c2w: np.ndarray
+    width: int
+    height: int
+
+
+def intrinsics(lens: float, sensor_width: float, sensor_height: float, sensor_fit: str, width: int, height: int,
+               pixel_aspect_x: float = 1.0, pixel_aspect_y: float = 1.0, shift_x: float = 0.0,
+               shift_y: float = 0.0) -> np.ndarray:
+    """Pinhole intrinsics of a perspective Blender camera rendered at ``width`` x ``height``.
+
+    Args:
+        lens: focal length (mm); sensor_width, sensor_height: sensor size (mm).
+        sensor_fit: "AUTO", "HORIZONTAL" or "VERTICAL".
+        width, height: render size in pixels (resolution times percentage).
+        pixel_aspect_x, pixel_aspect_y: the render's pixel aspect.
+        shift_x, shift_y: lens shift (fractions of the larger/fitted image side).
+
+    Returns:
+        [3, 3] float64 K: ``u = fx x/z + cx``, ``v = fy y/z + cy`` for OpenCV camera
+        coordinates (x right, y down, z forward), u/v in pixels from the top-left corner.
+
+    Raises:
+        ResplatError: a non-positive size, lens or aspect, or an unknown sensor fit.
+    """
+    if sensor_fit not in SENSOR_FITS:
+        raise ResplatError(f"unknown sensor fit {sensor_fit!r}, expected one of {SENSOR_FITS}")
+    if min(lens, width, height, pixel_aspect_x, pixel_aspect_y) <= 0:
+        raise ResplatError(f"camera needs positive lens, size and pixel aspect, got lens {lens} mm, {width}x{height}, "
+                           f"aspect {pixel_aspect_x}:{pixel_aspect_y}")
+    # AUTO: the sensor *width* spans the larger side (BKE_camera_sensor_size/BKE_camera_sensor_fit)
+    sensor = sensor_height if sensor_fit == "VERTICAL" else sensor_width
+    if sensor_fit == "AUTO":
+        sensor_fit = "HORIZONTAL" if pixel_aspect_x * width >= pixel_aspect_y * height else "VERTICAL"
+    ycor = pixel_aspect_y / pixel_aspect_x
+    viewfac = float(width) if sensor_fit == "HORIZONTAL" else ycor * height
+    if sensor <= 0:
+        raise ResplatError(f"camera needs a positive sensor size, got {sensor} mm")
+    fx = lens / sensor * viewfac
+    cx = 0.5 * width - shift_x * viewfac
+    cy = 0.5 * height + shift_y * viewfac / ycor
+    return np.array([[fx, 0.0, cx], [0.0, fx / ycor, cy], [0.0, 0.0, 1.0]])
+
+
+def c2w_without_scale(matrix_world) -> np.ndarray:
+    """[4, 4] float64 rigid part of a camera's ``matrix_world`` (columns of the 3x3 block
+    normalised; Blender ignores a camera's scale when rendering).
+
+    Raises:
+        ResplatError: a degenerate (zero-scale) or mirrored matrix.
+    """
+    m = np.array(matrix_world, dtype=np.float64).reshape(4, 4)
+    norms = np.linalg.norm(m[:3, :3], axis=0)
+    if not np.all(norms > 1e-12) or np.linalg.det(m[:3, :3]) <= 0:
+        raise ResplatError("camera matrix has a zero or negative scale")
+    out = np.eye(4)
+    out[:3, :3] = m[:3, :3] / norms
+    out[:3, 3] = m[:3, 3]
+    return out
+
+
+def project(view: CameraView, points: np.ndarray) -> np.ndarray:
+    """[M, 2] pixel coordinates (u right, v down) of [M, 3] world points (metres) in ``view``."""
+    w2c = np.linalg.inv(view.c2w)
+    p = points @ w2c[:3, :3].T + w2c[:3, 3]
+    cv = p * np.array([1.0, -1.0, -1.0])  # OpenGL -> OpenCV camera axes
+    uv = cv @ view.K.T
+    return uv[:, :2] / uv[:, 2:3]
+
+
+def transforms_dict(views: Sequence[CameraView], image_paths: Sequence[str | os.PathLike], root: str | os.PathLike) -> dict:
+    """nerfstudio ``transforms.json`` content, the same keys as
+    ``resplat.views.transforms_json.transforms_dict``: ``camera_model`` "OPENCV", ``w``, ``h``,
+    and per frame ``file_path`` (relative to ``root``, '/' separators), ``transform_matrix``
+    (OpenGL c2w), ``fl_x``, ``fl_y``, ``cx``, ``cy`` (pixels).
+
+    Raises:
+        ResplatError: no views, mismatched counts, or views of different sizes.
+    """
+    if not views:
+        raise ResplatError("no cameras to write")
+    if len(image_paths) != len(views):
+        raise ResplatError(f"{len(image_paths)} image paths for {len(views)} cameras")
+    sizes = {(v.width, v.height) for v in views}
+    if len(sizes) != 1:
+        raise ResplatError(f"cameras have different image sizes {sorted(sizes)}")
+    frames = []
+    for v, p in zip(views, image_paths):
+        rel = Path(os.path.relpath(os.path.abspath(p), os.path.abspath(root))).as_posix()
+        frames.append({"file_path": rel, "transform_matrix": v.c2w.tolist(), "fl_x": float(v.K[0, 0]),
+                       "fl_y": float(v.K[1, 1]), "cx": float(v.K[0, 2]), "cy": float(v.K[1, 2])})
+    return {"camera_model": "OPENCV", "w": views[0].width, "h": views[0].height, "frames": frames}
+
+
+def write_transforms_json(path: str | os.PathLike, views: Sequence[CameraView], image_paths: Sequence[str | os.PathLike]) -> None:
+    """Write :func:`transforms_dict` to ``path`` atomically (temporary file, then rename).
+
+    Raises:
+        ResplatError: bad views (see :func:`transforms_dict`) or the file cannot be written.
+    """
+    path = Path(path)
+    text = json.dumps(transforms_dict(views, image_paths, path.parent), indent=2)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(text + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ResplatError(f"{path}: cannot write ({exc.strerror})") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def camera_view(obj, width: int, height: int, pixel_aspect_x: float = 1.0, pixel_aspect_y: float = 1.0) -> CameraView:
+    """Read a Blender camera object (bpy) into a :class:`CameraView` for a ``width`` x ``height``
+    render.
+
+    Raises:
+        ResplatError: ``obj`` is not a camera, or is orthographic or panoramic (named).
+    """
+    if obj is None or obj.type != "CAMERA":
+        raise ResplatError(f"{'nothing' if obj is None else repr(obj.name)} is not a camera")
+    cam = obj.data
+    if cam.type != "PERSP":
+        kind = {"ORTHO": "orthographic", "PANO": "panoramic"}.get(cam.type, cam.type.lower())
+        raise ResplatError(f"camera {obj.name!r} is {kind}; only perspective cameras can be used")
+    try:
+        c2w = c2w_without_scale(obj.matrix_world)
+    except ResplatError as e:
+        raise ResplatError(f"camera {obj.name!r}: {e}") from None
+    K = intrinsics(cam.lens, cam.sensor_width, cam.sensor_height, cam.sensor_fit, width, height,
+                   pixel_aspect_x, pixel_aspect_y, cam.shift_x, cam.shift_y)
+    return CameraView(obj.name, K, c2w, int(width), int(height))
