@@ -11,6 +11,7 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
+from ..display import attach as attach_display
 from ..runtime_formats import ResplatError, SplatArrays
 from . import schema as sch
 
@@ -21,7 +22,8 @@ SELECTION = ".selection"
 
 def build_object(context, arrays: SplatArrays, name: str, schema: str | None = None):
     """Link a new PointCloud object holding ``arrays`` to the active collection, make it the
-    only selected and the active object, and return it.
+    only selected and the active object, give it the splat display modifier
+    (:func:`..display.attach`), and return it.
 
     Args:
         context: a ``bpy.types.Context`` with a view layer.
@@ -61,6 +63,7 @@ def build_object(context, arrays: SplatArrays, name: str, schema: str | None = N
     for leftover in [a.name for a in pc.attributes if a.name.startswith(".select")]:
         pc.attributes.remove(pc.attributes[leftover])
     obj[sch.SH_DEGREE_PROP] = arrays.sh_degree
+    attach_display(obj)
     return obj
 
 
