@@ -168,3 +168,13 @@ def test_side_view_depth_of_box_cylinder_cone(kind):
         x = (np.arange(n) + 0.5 - n / 2) / f * (dist - sy)
         face = (np.abs(x)[None, :] < sx - 1e-3) & (np.abs((dist - sy) * eta)[:, None] < sz - 1e-3)
         np.testing.assert_allclose(depth[face], dist - sy, atol=2e-5)
+
+
+def test_render_refuses_cameras_outside_the_room_and_bad_supersampling():
+    from resplat.errors import CameraError
+
+    scene = make_scene(room="box", half=5.0, height=4.0)
+    with pytest.raises(CameraError, match=r"camera #0: centre .* outside the scene's room"):
+        render_scene(scene, camera([6.0, 0.0, 1.0], [0.0, 0.0, 1.0], 8, 8, 8.0))
+    with pytest.raises(CameraError, match="supersample must be >= 1"):
+        render_scene(scene, camera([1.0, 0.0, 1.0], [0.0, 0.0, 1.0], 8, 8, 8.0), supersample=0)
