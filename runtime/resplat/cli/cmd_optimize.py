@@ -9,6 +9,7 @@ from pathlib import Path
 from ..errors import ResplatError
 from ..optim.config import OptimConfig
 from .common import add_device_options, add_views_options, holdout_split, load_views, parse_color, pick_device
+from .preview import PreviewWriter, add_preview_options
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -34,6 +35,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     add_views_options(p)
     add_device_options(p)
+    add_preview_options(p, every=True)
     return p
 
 
@@ -77,12 +79,18 @@ def run(args, progress) -> None:
             raise ResplatError(f"--random needs a positive count, got {args.random}")
         gaussians = random_init(cams_train, args.random, sh_degree=args.sh_degree or 0, seed=args.seed, bounds=args.bounds)
     bg = torch.tensor(args.background)
+    if args.preview_every < 1:
+        raise ResplatError(f"--preview-every must be >= 1, got {args.preview_every}")
+    preview = PreviewWriter(args.preview_dir, progress)
+    preview("initial", 0, gaussians)
 
     def callback(info) -> bool:
         metrics = {"loss": info.loss, "gaussians": info.num_gaussians}
         if getattr(info, "psnr", None) is not None:
             metrics["psnr"] = info.psnr
         progress.step("optimize", info.step, info.total, **metrics)
+        if info.step % args.preview_every == 0 and info.step < info.total and info.snapshot is not None:
+            preview("optimize", info.step, info.snapshot())
         return True
 
     result = optimize(gaussians.to(device), images_train.to(device), cams_train.to(device), args.steps,

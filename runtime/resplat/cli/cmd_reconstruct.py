@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..errors import ResplatError
 from .common import parse_size
+from .preview import PreviewWriter, add_preview_options
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -26,6 +27,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     fit = p.add_mutually_exclusive_group()
     fit.add_argument("--size", type=parse_size, help="resample the views to WxH pixels (multiples of the preset's size multiple)")
     fit.add_argument("--crop", action="store_true", help="centre-crop the views to the nearest valid size")
+    add_preview_options(p)
     p.add_argument("--config-json", type=Path, default=None, help=argparse.SUPPRESS)  # tests: a shrunken ModelConfig
     return p
 
@@ -52,6 +54,7 @@ def run(args, progress) -> None:
     if not args.checkpoint.is_file():
         raise ResplatError(f"{args.checkpoint}: checkpoint file not found")
     views = read_views(args.views)
+    preview = PreviewWriter(args.preview_dir, progress)
     model = _load_model(args)
     config = model.config
     if args.size is not None:
@@ -65,8 +68,10 @@ def run(args, progress) -> None:
     def callback(stage, it, total, gaussians) -> bool:
         if stage == "initial":
             progress.message("reconstruct", f"initial prediction: {len(gaussians)} Gaussians")
+            preview("initial", 0, gaussians)
         else:
             progress.step("reconstruct", it, total, gaussians=len(gaussians))
+            preview("update", it, gaussians)
         return True
 
     start = time.perf_counter()

@@ -4,6 +4,7 @@
 parent process (the Blender extension) can follow long work::
 
     {"event": "progress", "stage": "optimize", "step": 10, "total": 500, "metrics": {"loss": 0.08}}
+    {"event": "preview", "stage": "optimize", "step": 100, "path": "prev/preview_optimize_100.ply"}
     {"event": "result", "stage": "optimize", "path": "scene.ply", "metrics": {...}}
     {"event": "error", "message": "views.json: missing key 'frames'"}
 
@@ -90,6 +91,13 @@ class Progress:
         """The outcome of a command (paths written, final metrics)."""
         if self.mode == "jsonl":
             self._emit({"event": "result", "stage": stage, **fields})
+
+    def preview(self, stage: str, step: int, path: str) -> None:
+        """An intermediate splat file was written (``--preview-dir``): a ``preview`` JSON line."""
+        if self.mode == "jsonl":
+            self._emit({"event": "preview", "stage": stage, "step": step, "path": path})
+        elif self.mode == "bar":
+            self.message(stage, f"preview {path}")
 
     def error(self, message: str) -> None:
         """A fatal error; in jsonl mode also as a JSON line so that parents need not parse stderr."""

@@ -37,6 +37,8 @@ class Progress:
         psnr: mean PSNR (dB) over all input views after this step, where computed (every
             ``eval_every`` steps and at the last step), else None.
         num_gaussians: current number of Gaussians.
+        snapshot: returns the current Gaussians (detached, a copy) when called, e.g. to write a
+            preview; None where not provided.
     """
 
     step: int
@@ -44,6 +46,7 @@ class Progress:
     loss: float
     psnr: float | None
     num_gaussians: int
+    snapshot: Callable[[], Gaussians] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -200,7 +203,8 @@ def optimize(
         if step % eval_every == 0 or step == steps:
             score = _mean_psnr(params_to_gaussians(params), views, images, degree, bg, backend)
             result.psnr_history.append((step, score))
-        if callback is not None and callback(Progress(step, steps, result.losses[-1], score, len(params["means"]))) is False:
+        if callback is not None and callback(Progress(step, steps, result.losses[-1], score, len(params["means"]),
+                                                       lambda: params_to_gaussians(params).detach().clone())) is False:
             result.cancelled = True
             break
     if prune_opacity is not None:
