@@ -147,3 +147,42 @@ def start_modal(op, context, controller: JobController):
     op._timer = context.window_manager.event_timer_add(0.1, window=context.window)
     context.window_manager.modal_handler_add(op)
     return {"RUNNING_MODAL"}
+
+
+class JobOperator:
+    """Mixin for the runtime-job operators (Reconstruct, Refine): ``make_job(context)`` (a
+    staticmethod of the subclass) builds and starts the controller; ``invoke`` follows it
+    modally (Esc cancels), ``execute`` runs the same controller to the end in place (scripts and
+    background mode, where there is no window for a modal handler). ERROR report and CANCELLED
+    on failure, with nothing changed."""
+
+    make_job = None
+
+    def _start(self, context) -> bool:
+        try:
+            self._job = type(self).make_job(context)
+        except ResplatError as e:
+            self.report({"ERROR"}, str(e))
+            return False
+        return True
+
+    def invoke(self, context, event):
+        """Start the job and follow it modally."""
+        if not self._start(context):
+            return {"CANCELLED"}
+        return start_modal(self, context, self._job)
+
+    def modal(self, context, event):
+        """Timer: drain the runtime's events; Esc: cancel and undo."""
+        return modal_step(self, context, event, self._job)
+
+    def execute(self, context):
+        """Run the job to the end without a modal loop."""
+        if not self._start(context):
+            return {"CANCELLED"}
+        self._job.run_to_end()
+        if self._job.error:
+            self.report({"ERROR"}, self._job.error)
+            return {"CANCELLED"}
+        self.report({"INFO"}, self._job.status)
+        return {"FINISHED"}

@@ -1,0 +1,45 @@
+"""3D View sidebar tab "ReSplat": the Reconstruct and Refine options (``scene.resplat``) and
+buttons; says when no checkpoint is set (then Reconstruct optimises from a random init)."""
+
+from __future__ import annotations
+
+import bpy
+
+from .preferences import get_prefs, interpreter
+
+
+class VIEW3D_PT_resplat(bpy.types.Panel):
+    """ReSplat: reconstruct splats from cameras, refine a splat object."""
+
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "ReSplat"
+    bl_label = "ReSplat"
+
+    def draw(self, context):
+        """Cameras and views, model options, runtime state, buttons."""
+        s = context.scene.resplat
+        prefs = get_prefs(context)
+        col = self.layout.column()
+        col.prop(s, "cameras")
+        if s.cameras == "COLLECTION":
+            col.prop(s, "collection")
+        col.prop(s, "views")
+        if s.views == "RENDER":
+            row = col.row(align=True)
+            row.prop(s, "width")
+            row.prop(s, "height")
+        elif s.views == "FOLDER":
+            col.prop(s, "image_folder")
+        col.prop(s, "checkpoint")
+        if not (s.checkpoint or prefs.checkpoint):
+            col.label(text="No checkpoint: optimising from a random init", icon="INFO")
+            col.prop(s, "random_count")
+        else:
+            col.prop(s, "iterations")
+        col.prop(s, "steps")
+        col.prop(s, "device")
+        if not interpreter(prefs):
+            col.label(text="No runtime: Preferences > Add-ons > ReSplat", icon="ERROR")
+        col.operator("resplat.reconstruct")
+        col.operator("resplat.refine")
