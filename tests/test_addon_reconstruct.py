@@ -242,10 +242,19 @@ def test_refine_updates_object_in_place(env, keep_tmp, train_ply):
         o.select_set(o.type == "CAMERA" or o == ob)
     bpy.context.scene.resplat.steps = 2
     names = sorted(o.name for o in bpy.data.objects)
-    assert bpy.ops.resplat.refine() == {"FINISHED"}
+    original = _arrays(addon, ob)
+    bpy.ops.ed.undo_push(message="before refine")
+    assert bpy.ops.resplat.refine("EXEC_DEFAULT", True) == {"FINISHED"}  # True: push an undo step as the UI does
     assert sorted(o.name for o in bpy.data.objects) == names and bpy.context.active_object == ob
     assert ob.data != data_before and np.allclose(np.array(ob.matrix_world), np.eye(4))
     got = _arrays(addon, ob)
     _assert_same(read_splat_arrays(keep_tmp[0] / "init.ply"), baked)
     _assert_same(got, read_splat_arrays(keep_tmp[0] / "refined.ply"))
     assert len(got) == 1000 and got.sh_degree == 3 and not np.array_equal(got.means, baked.means)
+    # one undo brings the object back as it was (bpy 5.0.1 undoes in background mode)
+    name = ob.name
+    bpy.ops.ed.undo()
+    ob = bpy.data.objects[name]
+    _assert_same(_arrays(addon, ob), original)
+    np.testing.assert_allclose(np.array(ob.matrix_world)[:3, 3], [0.2, -0.1, 0.0], atol=1e-7)
+    assert sorted(o.name for o in bpy.data.objects) == names
