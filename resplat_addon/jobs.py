@@ -65,6 +65,7 @@ class JobController:
             except ResplatError as e:
                 self.error = str(e)
                 self.cancel()
+                self.cancelled = False  # a failure, reported as such
                 return True
         return False
 
@@ -94,11 +95,13 @@ class JobController:
             self.cleanup(failed=False)
 
     def cancel(self) -> None:
-        """Kill the runtime and undo everything the job changed (scene and disk)."""
+        """Kill the runtime and undo everything the job changed (scene and disk); nothing to do
+        once the job has ended."""
+        if self.done:
+            return
         if self.job is not None:
             self.job.cancel()
-        if not self.done:
-            self.context.window_manager.progress_end()
+        self.context.window_manager.progress_end()
         self.done = self.cancelled = True
         self.cleanup(failed=True)
 

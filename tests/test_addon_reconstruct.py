@@ -3,7 +3,8 @@
 The operators' ``execute`` runs the same :class:`SplatJob` controllers as the modal ``invoke``
 (the modal body only forwards timer events to ``tick()`` and Esc to ``cancel()``; background
 mode has no window for a modal handler), so the job path tested here is the real one; cancel and
-a killed runtime are driven through the controller's ``tick()`` loop exactly as the timer does.
+a killed runtime are driven through the operators' shared modal body (``jobs.modal_step``) with
+fake TIMER / ESC events, as Blender's event loop would.
 Scene: a checker-textured emissive sphere and cube seen by 4 cameras in a collection "Rig"."""
 
 from __future__ import annotations
@@ -144,19 +145,40 @@ def test_reconstruct_with_tiny_checkpoint(env, keep_tmp, tmp_path):
     _assert_same(got, want)
 
 
+class _Op:
+    """Stands in for the operator instance in the shared modal body (records its reports)."""
+
+    _timer = None
+
+    def __init__(self):
+        self.reports = []
+
+    def report(self, kind, text):
+        self.reports.append((set(kind).pop(), text))
+
+
+class _Event:
+    def __init__(self, kind):
+        self.type = kind
+
+
 def test_cancel_mid_run_leaves_nothing(env):
+    """Drives the operators' modal body (jobs.modal_step) with timer events, then Esc."""
     bpy, addon = env
+    jobs_mod = _mod(addon, "jobs")
     bpy.context.scene.resplat.steps = 100000
     before, jobs = _snapshot(bpy), _jobs_left()
-    job = _mod(addon, "operators.reconstruct").make_job(bpy.context)
+    job, op = _mod(addon, "operators.reconstruct").make_job(bpy.context), _Op()
     end = time.monotonic() + 60
     while job.preview is None and time.monotonic() < end:
-        assert not job.tick()
+        assert jobs_mod.modal_step(op, bpy.context, _Event("TIMER"), job) == {"RUNNING_MODAL"}
         time.sleep(0.05)
+    assert jobs_mod.modal_step(op, bpy.context, _Event("MOUSEMOVE"), job) == {"PASS_THROUGH"}
     assert job.preview is not None and job.job.running  # the initial preview is shown, the runtime works
+    assert bpy.data.objects["Rig (preview)"].type == "POINTCLOUD"
     proc = job.job._proc
-    job.cancel()
-    assert proc.poll() is not None and job.cancelled
+    assert jobs_mod.modal_step(op, bpy.context, _Event("ESC"), job) == {"CANCELLED"}
+    assert proc.poll() is not None and job.cancelled and op.reports == [("WARNING", "cancelled; nothing was changed")]
     assert _snapshot(bpy) == before and _jobs_left() == jobs
 
 
@@ -225,7 +247,11 @@ def test_runtime_killed_mid_job(env):
         job.tick()
         time.sleep(0.05)
     job.job._proc.kill()
-    job.run_to_end(timeout=30)
+    op, end = _Op(), time.monotonic() + 30
+    while (res := _mod(addon, "jobs").modal_step(op, bpy.context, _Event("TIMER"), job)) == {"RUNNING_MODAL"}:
+        assert time.monotonic() < end
+        time.sleep(0.05)
+    assert res == {"CANCELLED"} and op.reports == [("ERROR", job.error)]
     assert job.error.startswith("runtime was killed (signal 9)") and not job.cancelled
     assert _snapshot(bpy) == before and _jobs_left() == jobs
 

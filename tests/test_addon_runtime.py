@@ -37,6 +37,8 @@ def test_preferences_and_check_runtime(env, tmp_path):
     prefs_mod = _mod(addon, "preferences")
     prefs = prefs_mod.get_prefs()
     assert prefs_mod.ADDON_ID == "bl_ext.user_default.resplat" and prefs.device == "auto"
+    assert bpy.types.VIEW3D_PT_resplat.bl_category == "ReSplat" and bpy.context.scene.resplat.iterations == 4
+    assert {"reconstruct", "refine", "check_runtime", "install_runtime"} <= set(dir(bpy.ops.resplat))
     prefs.python = sys.executable
     try:
         assert bpy.ops.resplat.check_runtime() == {"FINISHED"}
