@@ -76,6 +76,24 @@ def test_install_commands(env, tmp_path):
     assert cmds[3][1] == "-c" and "resplat_runtime.pth" in cmds[3][2]
 
 
+def test_pth_step_makes_the_bundled_runtime_importable(env, tmp_path):
+    """The last install command, run for real in a pip-less venv: the folder it names becomes
+    importable (as the bundled ``runtime/`` folder holding ``resplat`` does)."""
+    import subprocess
+
+    rp = _mod(env[1], "runtime_process")
+    pkg = tmp_path / "runtime" / "probe_pkg"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("VALUE = 42\n")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    cmd = rp.install_commands(sys.executable, venv, tmp_path / "runtime", "CPU")[3]
+    subprocess.run(cmd, check=True)
+    out = subprocess.run([str(rp.venv_python(venv)), "-c", "import probe_pkg; print(probe_pkg.VALUE)"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "42"
+
+
 def _fake_base(tmp_path: Path, pip_body: str) -> str:
     """A 'python' that makes a venv whose python runs ``pip_body`` for every command."""
     pip = _script(tmp_path / "fakepip", pip_body)
