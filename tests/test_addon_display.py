@@ -103,7 +103,8 @@ def test_single_splat_world_bounding_box(env, which):
     q = np.array([[0.9, 0.3, -0.5, 0.2]])  # not unit: the resplat schema keeps it as is
     log_s = np.log([[0.5, 0.1, 0.02]])
     one = SplatArrays(np.array([[0.3, -1.0, 2.0]]), q, log_s, np.array([0.7]), np.array([[[0.4, -0.2, 1.9]]]))
-    ob = pointcloud.build_object(bpy.context, one, "one", schema={"resplat": schema.LEGACY, "native": schema.NATIVE}[which])
+    ob = pointcloud.build_object(bpy.context, one, "one",
+                                 schema={"resplat": schema.LEGACY, "native": schema.NATIVE}[which])
     ob.location, ob.rotation_euler = (1.0, 2.0, -0.5), (0.0, 0.0, np.pi / 2)
     display.set_inputs(ob.modifiers[display.MODIFIER_NAME], Ellipsoids=True, Sigma=3.0, Detail=4)
     bpy.context.view_layer.update()
@@ -112,7 +113,7 @@ def test_single_splat_world_bounding_box(env, which):
     verts = np.array([v.co for v in refs[0].mesh.vertices], np.float64)
     world = np.array(ob.matrix_world, np.float64) @ mats[0]
     pts = verts @ world[:3, :3].T + world[:3, 3]
-    # analytic box of the 3-sigma ellipsoid R diag(s) S^2 ... : half extent_j = 3 sqrt(sum_i (A_ji s_i)^2)
+    # analytic box of the 3-sigma ellipsoid {Rw diag(s) u : |u| = 3}: half extent_j = 3 |row j of Rw diag(s)|
     Rw = np.array(ob.matrix_world, np.float64)[:3, :3] @ Rotation.from_quat(q[0, [1, 2, 3, 0]]).as_matrix()
     half = 3 * np.sqrt(((Rw * np.exp(log_s[0])) ** 2).sum(1))
     centre = np.array(ob.matrix_world, np.float64) @ np.array([0.3, -1.0, 2.0, 1.0])

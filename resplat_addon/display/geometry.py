@@ -37,7 +37,8 @@ C0 = 0.28209479177387814
 #: (name, socket type, default, min, max, description)
 INPUTS = (
     ("Ellipsoids", "NodeSocketBool", False, None, None, "Instance an oriented ellipsoid per splat instead of a point"),
-    ("Sigma", "NodeSocketFloat", 2.0, 0.05, 8.0, "Size in standard deviations (ellipsoid radius, point radius x largest scale)"),
+    ("Sigma", "NodeSocketFloat", 2.0, 0.05, 8.0,
+     "Size in standard deviations (ellipsoid radius, point radius x largest scale)"),
     ("Fraction", "NodeSocketFloat", 1.0, 0.0, 1.0, "Expected fraction of splats shown (random subset)"),
     ("Seed", "NodeSocketInt", 0, None, None, "Seed of the random subset"),
     ("Detail", "NodeSocketInt", 1, 1, 4, "Ico-sphere subdivisions of the ellipsoids"),
