@@ -145,3 +145,46 @@ def test_random_fraction(env, train_ply):
         assert kept[ellipsoids, seed] <= keys
     assert kept[True, 0] == kept[False, 0]  # same subset in both modes
     assert kept[False, 7] != kept[False, 0]  # the seed picks another one
+
+
+def test_splat_material_renders_gaussian_footprint(env, tmp_path):
+    """Cycles, orthographic camera down -z onto one isotropic splat: the rendered alpha follows
+    opacity * exp(-r^2 / 2 sigma^2) and the premultiplied colour is alpha * linear(0.5 + C0 DC)."""
+    bpy, _ = env
+    display, pointcloud, schema = _mods()
+    from bl_ext.user_default.resplat.resplat_addon.runtime_formats import SplatArrays
+
+    sigma, dc = 0.2, np.array([0.6, -0.4, 0.1])
+    one = SplatArrays(np.zeros((1, 3)), np.array([[1.0, 0, 0, 0]]), np.full((1, 3), np.log(sigma)),
+                      np.array([4.0]), dc[None, None, :])
+    ob = pointcloud.build_object(bpy.context, one, "one", schema=schema.LEGACY)
+    display.set_inputs(ob.modifiers[display.MODIFIER_NAME], Ellipsoids=True, Sigma=3.5, Detail=3)
+    scene = bpy.context.scene
+    cam = bpy.data.objects.new("cam", bpy.data.cameras.new("cam"))
+    scene.collection.objects.link(cam)
+    cam.location = (0, 0, 5)
+    cam.data.type, cam.data.ortho_scale = "ORTHO", 2.0
+    scene.camera = cam
+    scene.render.engine = "CYCLES"
+    scene.cycles.device, scene.cycles.samples, scene.cycles.use_denoising = "CPU", 64, False
+    scene.cycles.filter_width = 0.01
+    scene.render.film_transparent = True
+    scene.view_settings.view_transform = "Standard"
+    scene.render.resolution_x = scene.render.resolution_y = 41
+    scene.render.resolution_percentage = 100
+    scene.render.image_settings.file_format = "OPEN_EXR"
+    scene.render.filepath = str(tmp_path / "one.exr")
+    bpy.ops.render.render(write_still=True)
+    img = bpy.data.images.load(str(tmp_path / "one.exr"))
+    px = np.empty(41 * 41 * 4, np.float32)
+    img.pixels.foreach_get(px)
+    bpy.data.images.remove(img)
+    bpy.data.objects.remove(cam)
+    px = px.reshape(41, 41, 4).astype(np.float64)
+    c = (np.arange(41) + 0.5) / 41 * 2 - 1  # pixel centres in metres
+    r2 = c[None, :] ** 2 + c[:, None] ** 2
+    alpha = 1 / (1 + np.exp(-4.0)) * np.exp(-0.5 * r2 / sigma ** 2) * (r2 < (3.4 * sigma) ** 2)
+    np.testing.assert_allclose(px[..., 3], alpha, atol=0.04)
+    lin = ((np.clip(0.5 + C0 * dc, 0, 1) + 0.055) / 1.055) ** 2.4
+    np.testing.assert_allclose(px[..., :3], alpha[..., None] * lin, atol=0.04)
+    assert px[20, 20, 3] > 0.9 and px[20, 28, 3] < 0.5  # a footprint, not a flat disc
