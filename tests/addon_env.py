@@ -8,8 +8,10 @@ written under the home folder. The zip is built and validated with Blender's own
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,6 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 _STATE: dict = {}
 # before anything can import bpy (it reads the variable once, at import)
 os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="resplat-blender-")
+atexit.register(shutil.rmtree, os.environ["BLENDER_USER_RESOURCES"], True)
 
 
 def addon_env():
@@ -30,6 +33,7 @@ def addon_env():
         bpy = pytest.importorskip("bpy")
         cli = Path(bpy.utils.system_resource("SCRIPTS")) / "addons_core" / "bl_pkg" / "cli" / "blender_ext.py"
         out = Path(tempfile.mkdtemp(prefix="resplat-zip-")) / "resplat.zip"
+        atexit.register(shutil.rmtree, out.parent, True)
         for args in (["build", "--source-dir", str(REPO), "--output-filepath", str(out)], ["validate", str(out)]):
             r = subprocess.run([sys.executable, str(cli), *args], capture_output=True, text=True)
             assert r.returncode == 0 and "ERROR" not in r.stdout, r.stdout + r.stderr
