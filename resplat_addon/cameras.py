@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .runtime_formats import ResplatError
+from .runtime_formats import ResplatError, atomic_write
 
 SENSOR_FITS = ("AUTO", "HORIZONTAL", "VERTICAL")
 
@@ -144,15 +144,8 @@ def write_transforms_json(path: str | os.PathLike, views: Sequence[CameraView], 
     """
     path = Path(path)
     text = json.dumps(transforms_dict(views, image_paths, path.parent), indent=2)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(text + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise ResplatError(f"{path}: cannot write ({exc.strerror})") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_write(path, error=lambda p, problem: ResplatError(f"{p}: {problem}")) as fh:
+        fh.write((text + "\n").encode("utf-8"))
 
 
 def camera_view(obj, width: int, height: int, pixel_aspect_x: float = 1.0, pixel_aspect_y: float = 1.0) -> CameraView:

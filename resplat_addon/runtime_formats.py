@@ -9,6 +9,7 @@ plyfile and zstandard (the manifest's wheels), never torch.
 """
 
 from ..runtime.resplat import errors, formats  # noqa: F401
+from ..runtime.resplat.formats.atomic import atomic_write  # noqa: F401
 from ..runtime.resplat.formats.arrays import SH_COUNTS, SplatArrays, logit, sigmoid  # noqa: F401
 
 ResplatError = errors.ResplatError

@@ -51,7 +51,7 @@ def test_load_errors_name_the_file(tmp_path):
         load_images([tmp_path / "nope.png"])
     with pytest.raises(ViewsError, match="unknown image file suffix"):
         save_image(tmp_path / "x.unknown", torch.zeros(3, 2, 2))
-    with pytest.raises(ViewsError, match=r"no-dir.out\.png: cannot write image"):
+    with pytest.raises(ViewsError, match=r"no-dir.out\.png: cannot write"):
         save_image(tmp_path / "no-dir" / "out.png", torch.zeros(3, 2, 2))
 
 

@@ -9,29 +9,36 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 from ..errors import SplatFileError
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
+def atomic_write(
+    path: str | os.PathLike, error: Callable[[str, str], Exception] = SplatFileError
+) -> Iterator[BinaryIO]:
     """Context manager yielding a binary file that replaces ``path`` when the block succeeds.
 
     The temporary file ``<path>.tmp-<16 hex digits>`` lives in the destination's directory, so
     the final :func:`os.replace` is atomic. If the block raises, the temporary file is removed
     and the exception propagates; the destination is not touched.
 
+    Args:
+        path: the destination.
+        error: builds the exception raised on an OSError from (path, problem); default
+            :class:`~resplat.errors.SplatFileError` (other callers pass their own error type).
+
     Raises:
-        SplatFileError: the temporary file cannot be created or the rename fails (OSError),
-            message naming ``path``.
+        ``error(path, problem)``: the temporary file cannot be created or written, or the
+            rename fails (OSError); the message names ``path``.
     """
     dest = os.fspath(path)
     tmp = f"{dest}.tmp-{secrets.token_hex(8)}"
     try:
         fh = open(tmp, "xb")
     except OSError as e:
-        raise SplatFileError(dest, f"cannot write: {e.strerror or e}") from None
+        raise error(dest, f"cannot write: {e.strerror or e}") from None
     try:
         with fh:
             yield fh
@@ -40,5 +47,5 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
         with contextlib.suppress(OSError):
             os.remove(tmp)
         if isinstance(e, OSError):
-            raise SplatFileError(dest, f"cannot write: {e.strerror or e}") from None
+            raise error(dest, f"cannot write: {e.strerror or e}") from None
         raise

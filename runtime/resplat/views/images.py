@@ -18,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from ..errors import ViewsError
+from ..formats.atomic import atomic_write
 
 
 def _to_array(img: Image.Image, path, background: Sequence[float] | None) -> np.ndarray:
@@ -81,6 +82,11 @@ def load_images(paths: Sequence[str | os.PathLike], background: Sequence[float] 
     return torch.stack(out)
 
 
+def views_error(path: str, problem: str) -> ViewsError:
+    """A :class:`ViewsError` "<path>: <problem>" (the error type of this package's atomic writes)."""
+    return ViewsError(f"{path}: {problem}")
+
+
 def save_image(path: str | os.PathLike, image: Tensor) -> None:
     """Write one image [3, H, W] (or [1, H, W]) with values in [0, 1] as an 8-bit file whose
     format follows the suffix (PNG recommended), rounding to nearest; values are stored as given
@@ -98,15 +104,8 @@ def save_image(path: str | os.PathLike, image: Tensor) -> None:
         raise ViewsError(f"{path}: unknown image file suffix {path.suffix!r}")
     arr = (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     pil = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        pil.save(tmp, format=fmt)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise ViewsError(f"{path}: cannot write image ({exc})") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_write(path, error=views_error) as fh:
+        pil.save(fh, format=fmt)
 
 
 def resize_images(images: Tensor, width: int, height: int) -> Tensor:

@@ -23,6 +23,8 @@ import torch
 
 from ..cameras import Cameras, intrinsics_matrix
 from ..errors import CameraError, ViewsError
+from ..formats.atomic import atomic_write
+from .images import views_error
 from .images import load_images
 from .posed import PosedViews
 from .undistort import undistort_images
@@ -208,12 +210,5 @@ def write_transforms_json(path: str | os.PathLike, cameras: Cameras, image_paths
     """
     path = Path(path)
     text = json.dumps(transforms_dict(cameras, image_paths, path.parent), indent=2)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(text + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise ViewsError(f"{path}: cannot write ({exc.strerror})") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_write(path, error=views_error) as fh:
+        fh.write((text + "\n").encode("utf-8"))
