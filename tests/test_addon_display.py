@@ -159,7 +159,10 @@ def test_splat_material_renders_gaussian_footprint(env, tmp_path):
                       np.array([4.0]), dc[None, None, :])
     ob = pointcloud.build_object(bpy.context, one, "one", schema=schema.LEGACY)
     display.set_inputs(ob.modifiers[display.MODIFIER_NAME], Ellipsoids=True, Sigma=3.5, Detail=3)
-    scene = bpy.context.scene
+    # A fresh scene with default render settings: other test modules share this Blender session
+    # and change the context scene's (e.g. a non-square pixel aspect).
+    scene = bpy.data.scenes.new("resplat-footprint")
+    scene.collection.objects.link(ob)
     cam = bpy.data.objects.new("cam", bpy.data.cameras.new("cam"))
     scene.collection.objects.link(cam)
     cam.location = (0, 0, 5)
@@ -174,12 +177,13 @@ def test_splat_material_renders_gaussian_footprint(env, tmp_path):
     scene.render.resolution_percentage = 100
     scene.render.image_settings.file_format = "OPEN_EXR"
     scene.render.filepath = str(tmp_path / "one.exr")
-    bpy.ops.render.render(write_still=True)
+    bpy.ops.render.render(write_still=True, scene=scene.name)
     img = bpy.data.images.load(str(tmp_path / "one.exr"))
     px = np.empty(41 * 41 * 4, np.float32)
     img.pixels.foreach_get(px)
     bpy.data.images.remove(img)
     bpy.data.objects.remove(cam)
+    bpy.data.scenes.remove(scene)
     px = px.reshape(41, 41, 4).astype(np.float64)
     c = (np.arange(41) + 0.5) / 41 * 2 - 1  # pixel centres in metres
     r2 = c[None, :] ** 2 + c[:, None] ** 2
