@@ -35,8 +35,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--context", type=int, default=8, help="context views per example (chunk data)")
     p.add_argument("--target", type=int, default=4, help="target views per example (chunk data)")
     p.add_argument("--size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"), help="chunk images resized to H W")
-    p.add_argument("--trust-pickle", action="store_true",
-                   help="allow chunk files that need full unpickling (runs code from the file: trusted files only)")
     p.add_argument("--config-json", type=Path, default=None, help=argparse.SUPPRESS)  # tests: a shrunken ModelConfig
     return p
 
@@ -49,8 +47,7 @@ def open_dataset(args):
     if any(args.data.glob("*.torch")):
         from ..train.chunks import ChunkDataset
 
-        return ChunkDataset(args.data, args.context, args.target, tuple(args.size), seed=args.seed,
-                            trust_pickle=args.trust_pickle)
+        return ChunkDataset(args.data, args.context, args.target, tuple(args.size), seed=args.seed)
     try:
         from ..data import SyntheticDataset
     except ImportError:

@@ -6,8 +6,8 @@ Format (pixelSplat ``src/dataset/dataset_re10k.py``; DepthSplat keeps it): a fol
 image width/height, 2 unused, then the 3x4 world-to-camera matrix row-major, OpenCV axes) and
 ``"images"`` (list of N uint8 tensors holding JPEG bytes). Such files are plain tensors,
 strings and lists, so they are read with ``torch.load(weights_only=True)``; a file that needs
-full unpickling is refused unless the user passes ``trust_pickle=True`` (CLI
-``--trust-pickle``), because unpickling runs arbitrary code.
+full unpickling is refused (unpickling can run arbitrary code): re-save it as plain tensors,
+strings and lists.
 """
 
 from __future__ import annotations
@@ -28,20 +28,20 @@ class ChunkFormatError(ResplatError, ValueError):
     """A chunk file or scene that is not in the pixelSplat format (one line naming it)."""
 
 
-def read_chunk(path: str | Path, trust_pickle: bool = False) -> list[dict]:
+def read_chunk(path: str | Path) -> list[dict]:
     """The scene dicts of one ``.torch`` chunk (module docstring).
 
     Raises:
-        ChunkFormatError: unreadable file, a file needing full unpickling without
-            ``trust_pickle``, or entries lacking ``key``/``cameras``/``images``.
+        ChunkFormatError: unreadable file, a file needing full unpickling, or entries lacking
+            ``key``/``cameras``/``images``.
     """
     p = Path(path)
     try:
-        chunk = torch.load(p, map_location="cpu", weights_only=not trust_pickle)
+        chunk = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:
-        if not trust_pickle and "weights only load failed" in str(exc).lower():
-            raise ChunkFormatError(f"{p}: holds Python objects beyond tensors; pass --trust-pickle only if you trust "
-                                   "where the file came from (unpickling can run code)") from None
+        if "weights only load failed" in str(exc).lower():
+            raise ChunkFormatError(f"{p}: holds Python objects beyond tensors, strings and lists; we never unpickle "
+                                   "them (that can run code): re-save the chunk with plain types") from None
         raise ChunkFormatError(f"{p}: not a readable chunk file ({type(exc).__name__})") from None
     if not isinstance(chunk, list) or not all(isinstance(s, dict) and {"key", "cameras", "images"} <= s.keys() for s in chunk):
         raise ChunkFormatError(f"{p}: expected a list of scene dicts with key, cameras and images")
@@ -105,13 +105,12 @@ class ChunkDataset:
     """
 
     def __init__(self, root: str | Path, context: int = 8, target: int = 4, size: tuple[int, int] = (256, 256),
-                 window: int = 60, seed: int = 0, trust_pickle: bool = False):
+                 window: int = 60, seed: int = 0):
         self.files = sorted(Path(root).glob("*.torch"))
         if not self.files:
             raise ChunkFormatError(f"{root}: no *.torch chunk files")
         self.context, self.target, self.size, self.window, self.seed = context, target, size, window, seed
-        self.trust_pickle = trust_pickle
-        self.index = [(f, j) for f in self.files for j in range(len(read_chunk(f, trust_pickle)))]
+        self.index = [(f, j) for f in self.files for j in range(len(read_chunk(f)))]
         self._cached: tuple[Path, list] | None = None
 
     def __len__(self) -> int:
@@ -119,7 +118,7 @@ class ChunkDataset:
 
     def _chunk(self, f: Path) -> list:
         if self._cached is None or self._cached[0] != f:
-            self._cached = (f, read_chunk(f, self.trust_pickle))
+            self._cached = (f, read_chunk(f))
         return self._cached[1]
 
     def __getitem__(self, i: int) -> SimpleNamespace:
