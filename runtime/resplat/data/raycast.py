@@ -22,32 +22,16 @@ INF = float("inf")
 
 
 @dataclass
-class SceneTensors:
-    """A :class:`Scene` as float32 tensors for casting (see Scene for meanings)."""
+class SceneTensors(Scene):
+    """A :class:`Scene` with its floating tensors cast for casting (float32 by default) and
+    ``radii`` [O] (float64), each object's bounding-sphere radius (metres), computed once per render."""
 
-    kinds: list[str]
-    centers: Tensor
-    rotations: Tensor
-    scales: Tensor
-    texture: Tensor
-    tint: Tensor
-    tile: Tensor
-    specular: Tensor
-    shininess: Tensor
-    room: str
-    half: float
-    height: float
-    light_dirs: Tensor
-    light_colors: Tensor
-    ambient: Tensor
-    shadows: bool
-
-    bounding_radii: Tensor = None
+    radii: Tensor = None
 
     @classmethod
     def of(cls, scene: Scene, dtype=torch.float32) -> "SceneTensors":
         vals = {k: (v.to(dtype) if isinstance(v, Tensor) and v.is_floating_point() else v) for k, v in scene.__dict__.items()}
-        return cls(**vals, bounding_radii=scene.bounding_radii())
+        return cls(**vals, radii=scene.bounding_radii())
 
 
 def _dot(a: Tensor, b: Tensor) -> Tensor:
@@ -167,7 +151,7 @@ def _candidates(st: SceneTensors, o: Tensor, d: Tensor, eps: float):
     """Per object i: the rays that meet its bounding sphere ahead of their origin (a cheap
     world-space cull), as (i, ray indices, local origins, local directions)."""
     a = _dot(d, d)
-    radii = st.bounding_radii
+    radii = st.radii
     for i in range(len(st.kinds)):
         R, s, c = st.rotations[i], st.scales[i], st.centers[i]
         oc = c - o
