@@ -4,12 +4,11 @@ reconstruction (initial prediction plus recurrent updates) from posed views."""
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 from ..errors import ResplatError
-from .common import parse_size
+from .common import config_from_json, parse_size
 from .preview import PreviewWriter, add_preview_options
 
 
@@ -34,14 +33,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def _load_model(args):
     from ..model.checkpoint import load_checkpoint
-    from ..model.config import ModelConfig
 
-    preset = args.preset
-    if args.config_json is not None:
-        try:
-            preset = ModelConfig(**json.loads(args.config_json.read_text()))
-        except (ValueError, TypeError) as exc:
-            raise ResplatError(f"{args.config_json}: not a model configuration ({exc})") from None
+    preset = args.preset if args.config_json is None else config_from_json(args.config_json)
     return load_checkpoint(args.checkpoint, preset=preset)
 
 

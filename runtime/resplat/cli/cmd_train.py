@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from ..errors import ResplatError
+from .common import config_from_json
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -48,23 +48,15 @@ def open_dataset(args):
         from ..train.chunks import ChunkDataset
 
         return ChunkDataset(args.data, args.context, args.target, tuple(args.size), seed=args.seed)
-    try:
-        from ..data import SyntheticDataset
-    except ImportError:
-        raise ResplatError("this resplat has no synthetic dataset reader (resplat.data.SyntheticDataset)") from None
+    from ..data import SyntheticDataset
+
     return SyntheticDataset(args.data)
 
 
 def _model(args, device):
     from ..model.checkpoint import build_model, load_checkpoint
-    from ..model.config import ModelConfig
 
-    preset = args.preset
-    if args.config_json is not None:
-        try:
-            preset = ModelConfig(**json.loads(args.config_json.read_text()))
-        except (ValueError, TypeError) as exc:
-            raise ResplatError(f"{args.config_json}: not a model configuration ({exc})") from None
+    preset = args.preset if args.config_json is None else config_from_json(args.config_json)
     if args.init is not None:
         return load_checkpoint(args.init, preset=None if args.config_json is None else preset)
     if args.stage == "update":

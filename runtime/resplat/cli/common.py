@@ -90,3 +90,16 @@ def view_names(views) -> list[str]:
     if len(names) != len(views.cameras):
         names = [f"view_{i:03d}" for i in range(len(views.cameras))]
     return [str(n).replace("/", "_").replace(os.sep, "_") for n in names]
+
+
+def config_from_json(path: Path):
+    """The :class:`~resplat.model.config.ModelConfig` written as JSON at ``path`` (the hidden
+    ``--config-json`` option of ``reconstruct`` and ``train``); ResplatError if it is not one."""
+    import json
+
+    from ..model.config import ModelConfig
+
+    try:
+        return ModelConfig(**json.loads(path.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise ResplatError(f"{path}: not a model configuration ({exc})") from None
