@@ -93,6 +93,16 @@ def _indices(meta: dict, key: str, n: int, path: Path) -> list[int]:
     return v
 
 
+def _read_json(path: Path, hint: str):
+    """Parsed JSON of ``path``; DatasetError "<path>: not found (<hint>)" or "not valid JSON"."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: not found ({hint})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: not valid JSON ({exc})") from None
+
+
 def load_scene(path: str | os.PathLike) -> SceneSample:
     """Read a scene folder written by :func:`write_scene`.
 
@@ -102,12 +112,7 @@ def load_scene(path: str | os.PathLike) -> SceneSample:
     """
     path = Path(path)
     meta_path = path / "scene.json"
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DatasetError(f"{meta_path}: not found (not a synthetic scene folder)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{meta_path}: not valid JSON ({exc})") from None
+    meta = _read_json(meta_path, "not a synthetic scene folder")
     views = read_views(path / "transforms.json")
     v, _, h, w = views.images.shape
     depths = []
@@ -135,12 +140,7 @@ class SyntheticDataset(Dataset):
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
         index = self.root / "index.json"
-        try:
-            data = json.loads(index.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise DatasetError(f"{index}: not found (generate one with `resplat data generate`)") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DatasetError(f"{index}: not valid JSON ({exc})") from None
+        data = _read_json(index, "generate one with `resplat data generate`")
         scenes = data.get("scenes") if isinstance(data, dict) else None
         if not isinstance(scenes, list) or not all(isinstance(s, str) for s in scenes):
             raise DatasetError(f"{index}: missing key 'scenes' (a list of folder names)")
