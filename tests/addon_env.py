@@ -57,3 +57,12 @@ def clear_scene(bpy) -> None:
         for d in list(coll):
             if d.users == 0:
                 coll.remove(d)
+
+
+@pytest.fixture()
+def env():
+    """(bpy, add-on module) with an empty scene before and after the test."""
+    bpy, addon, _ = addon_env()
+    clear_scene(bpy)
+    yield bpy, addon
+    clear_scene(bpy)

@@ -10,15 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from addon_env import addon_env, clear_scene
-
-
-@pytest.fixture()
-def env():
-    bpy, addon, _ = addon_env()
-    clear_scene(bpy)
-    yield bpy, addon
-    clear_scene(bpy)
+from addon_env import env  # noqa: F401 (fixture)
 
 
 def _cams(addon):

@@ -8,18 +8,10 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from addon_env import addon_env, clear_scene
+from addon_env import env  # noqa: F401 (fixture)
 from resplat.formats import read_splat_arrays
 
 C0 = 0.28209479177387814
-
-
-@pytest.fixture()
-def env():
-    bpy, addon, _ = addon_env()
-    clear_scene(bpy)
-    yield bpy, addon
-    clear_scene(bpy)
 
 
 def _mods():
