@@ -6,19 +6,18 @@ optimiser's initial preview is exactly the random initialisation; nothing half-w
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
 import torch
 
-from resplat.cameras import Cameras, K_from_fov
 from resplat.cli.main import main
 from resplat.formats import read_splat_arrays
 from resplat.model.checkpoint import build_model
 from resplat.optim import random_init
 from resplat.train.checkpointing import export_safetensors
-from resplat.views import read_views, save_image, write_transforms_json
+from resplat.views import read_views
+from random_views import write_random_views
 
 
 #: the sideways rig's axes are parallel, so random init needs a box (metres, around the views)
@@ -29,18 +28,7 @@ BOUNDS = "-1,-1,-3,1,1,3"
 def scene(tmp_path_factory):
     """3 random 64x64 views of a sideways rig and a random-weight tiny checkpoint."""
     root = tmp_path_factory.mktemp("preview")
-    w = h = 64
-    c2w = torch.eye(4).repeat(3, 1, 1)
-    c2w[:, 0, 3] = torch.tensor([-0.2, 0.0, 0.2])
-    cams = Cameras.from_c2w(c2w, K_from_fov(math.radians(60), w, h), w, h, ["a", "b", "c"])
-    gen = torch.Generator().manual_seed(0)
-    paths = []
-    for i in range(3):
-        p = root / "images" / f"v{i}.png"
-        p.parent.mkdir(exist_ok=True)
-        save_image(p, torch.rand(3, h, w, generator=gen))
-        paths.append(p)
-    write_transforms_json(root / "transforms.json", cams, paths)
+    write_random_views(root, 64, 64)
     torch.manual_seed(0)
     export_safetensors(build_model("tiny").eval(), root / "tiny.safetensors")
     return root

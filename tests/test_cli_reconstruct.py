@@ -7,20 +7,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 
 import pytest
 import torch
 
-from resplat.cameras import Cameras, K_from_fov
 from resplat.cli.main import main
 from resplat.formats import read_splats
 from resplat.model import config as config_module
 from resplat.model.checkpoint import build_model
 from resplat.model.config import PRESETS
 from resplat.model.reconstruct import reconstruct
-from resplat.views import read_views, save_image, write_transforms_json
+from resplat.views import read_views
 from resplat.views.posed import fit_to_multiple
+from random_views import write_random_views
 
 
 @pytest.fixture(autouse=True)
@@ -43,18 +42,7 @@ def setup(tmp_path, _tiny_vit):
     cfg_json = tmp_path / "tiny.json"
     cfg_json.write_text(json.dumps(dataclasses.asdict(cfg)))
     # 3 views of 70x66 (not multiples of 64: --crop takes the centred 64x64)
-    w, h = 70, 66
-    c2w = torch.eye(4).repeat(3, 1, 1)
-    c2w[:, 0, 3] = torch.tensor([-0.2, 0.0, 0.2])
-    cams = Cameras.from_c2w(c2w, K_from_fov(math.radians(60), w, h), w, h, ["a", "b", "c"])
-    gen = torch.Generator().manual_seed(0)
-    paths = []
-    for i in range(3):
-        p = tmp_path / "images" / f"v{i}.png"
-        p.parent.mkdir(exist_ok=True)
-        save_image(p, torch.rand(3, h, w, generator=gen))
-        paths.append(p)
-    write_transforms_json(tmp_path / "transforms.json", cams, paths)
+    write_random_views(tmp_path, 70, 66)
     return tmp_path, ckpt, cfg_json, model
 
 
