@@ -121,10 +121,10 @@ def reconstruct(images: Tensor, cameras: Cameras, model, iterations: int = 4, de
     dtype = torch.float64 if images.dtype == torch.float64 else torch.float32
     images = images.to(device=dev, dtype=dtype)
     cameras = cameras.to(device=dev, dtype=dtype)
-    # the model frame: poses relative to the middle view (forward_initial normalises again,
-    # which is the identity on normalised poses; the updater renders with these cameras)
+    # forward_initial works in the model frame (poses relative to the middle view); the updater
+    # renders the input views in that same frame, and the result goes back with ``to_world``
     to_world = middle_view_transform(cameras.c2w)
-    norm_cams = Cameras.from_c2w(normalize_poses(cameras.c2w), cameras.K, w, h, cameras.names)
+    norm_cams = Cameras.from_c2w(normalize_poses(cameras.c2w, to_world), cameras.K, w, h, cameras.names)
 
     def report(stage: str, it: int, state: UpdateState) -> None:
         if callback is None:
@@ -133,7 +133,7 @@ def reconstruct(images: Tensor, cameras: Cameras, model, iterations: int = 4, de
             raise CancelledError(f"reconstruction cancelled after {stage} {it}/{iterations}")
 
     with torch.no_grad():
-        pred = model.encoder.forward_initial(images[None], norm_cams)
+        pred = model.encoder.forward_initial(images[None], cameras)
         state = pred.update_state(0)  # release layout, model frame
         report("initial", 0, state)
         if iterations:
