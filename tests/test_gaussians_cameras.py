@@ -73,3 +73,20 @@ def test_gaussians_ops():
     torch.testing.assert_close(cov, R @ torch.diag_embed(g.scales**2) @ R.transpose(1, 2))
     act = Gaussians.from_activated(g.means, g.quats, g.scales, g.opacities, sh=g.sh)
     torch.testing.assert_close(act.logit_opacities, g.logit_opacities, atol=1e-5, rtol=1e-5)
+
+
+def test_bad_camera_errors_name_the_camera():
+    import pytest
+
+    from resplat.errors import CameraError
+
+    K = K_from_fov(math.radians(60), 64, 48).expand(3, 3, 3).clone()
+    w2c = torch.eye(4).repeat(3, 1, 1)
+    w2c[1, 0, 3] = float("nan")
+    with pytest.raises(CameraError, match="camera 'b': pose or intrinsics are not finite"):
+        Cameras(w2c, K, 64, 48, ["a", "b", "c"])
+    w2c[1, 0, 3] = 0
+    K[2, 1, 1] = -1
+    with pytest.raises(CameraError, match="camera 'c': focal length must be positive"):
+        Cameras(w2c, K, 64, 48, ["a", "b", "c"])
+    assert len(Cameras(w2c[:2], K[:2], 64, 48, ["a", "b"])) == 2

@@ -104,11 +104,14 @@ class Cameras:
             raise CameraError(f"image size must be positive, got {self.width}x{self.height}")
         if self.names is not None and len(self.names) != v:
             raise CameraError(f"{len(self.names)} names given for {v} cameras")
-        for i in range(v):
-            if not (torch.isfinite(self.w2c[i]).all() and torch.isfinite(self.K[i]).all()):
+        # one vectorised check (a single host sync on GPUs: render() builds Cameras per call)
+        finite = torch.isfinite(self.w2c).flatten(1).all(1) & torch.isfinite(self.K).flatten(1).all(1)
+        positive = (self.K[:, 0, 0] > 0) & (self.K[:, 1, 1] > 0)
+        if v and not bool((finite & positive).all()):
+            i = int((~(finite & positive)).nonzero()[0])
+            if not finite[i]:
                 raise CameraError(f"camera {self.name(i)}: pose or intrinsics are not finite")
-            if self.K[i, 0, 0] <= 0 or self.K[i, 1, 1] <= 0:
-                raise CameraError(f"camera {self.name(i)}: focal length must be positive, got K={self.K[i].tolist()}")
+            raise CameraError(f"camera {self.name(i)}: focal length must be positive, got K={self.K[i].tolist()}")
 
     def name(self, i: int) -> str:
         """Display name of view ``i`` (its name if known, else its index)."""
