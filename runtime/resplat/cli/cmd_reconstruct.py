@@ -1,5 +1,7 @@
-"""``resplat reconstruct VIEWS --checkpoint FILE --out SCENE``: feed-forward ReSplat
-reconstruction (initial prediction plus recurrent updates) from posed views."""
+"""``resplat reconstruct VIEWS --out SCENE``: feed-forward ReSplat reconstruction (initial
+prediction plus recurrent updates) from posed views, with the embedded ``tiny`` model unless
+``--checkpoint`` names another; then optional pruning of near-transparent Gaussians
+(``--prune-opacity``) and an optional optimisation polish (``--optimize-steps``)."""
 
 from __future__ import annotations
 
@@ -8,54 +10,87 @@ import time
 from pathlib import Path
 
 from ..errors import ResplatError
+from ..model.postprocess import DEFAULT_PRUNE_OPACITY
 from .common import config_from_json, parse_size
 from .preview import PreviewWriter, add_preview_options
 
+#: Recurrent iterations selectable at inference (the issue: 0-8).
+MAX_ITERATIONS = 8
+
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("reconstruct", help="predict Gaussians from posed views with a ReSplat checkpoint",
+    p = sub.add_parser("reconstruct", help="predict Gaussians from posed views with ReSplat (embedded model or a checkpoint)",
                        description="Reconstruct a scene from posed VIEWS with ReSplat (arXiv 2510.08575): an "
-                                   "initial feed-forward prediction refined by recurrent updates.")
+                                   "initial feed-forward prediction refined by recurrent updates, then optionally "
+                                   "pruned and polished by 3DGS optimisation.")
     p.add_argument("views", help="transforms.json, a folder holding one, or a COLMAP model folder")
-    p.add_argument("--checkpoint", required=True, type=Path, help="ReSplat checkpoint (.pth/.ckpt/.safetensors)")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="ReSplat checkpoint (.pth/.ckpt/.safetensors); default: the embedded tiny model shipped "
+                        "with resplat (resplat/model/weights/tiny.safetensors)")
     p.add_argument("--preset", default=None, help="model preset (default: inferred from the checkpoint), e.g. small-dl3dv")
-    p.add_argument("--iterations", type=int, default=None,
-                   help="recurrent update iterations (default: the preset's, 2 as the release evaluates)")
+    p.add_argument("--iterations", type=int, default=None, metavar=f"0..{MAX_ITERATIONS}",
+                   help="recurrent update iterations (default: 4 with the embedded model, else the preset's: "
+                        "2 as the release evaluates)")
+    p.add_argument("--prune-opacity", type=float, default=DEFAULT_PRUNE_OPACITY, metavar="T",
+                   help=f"after the last iteration drop Gaussians with opacity < T (default {DEFAULT_PRUNE_OPACITY}, "
+                        "3DGS's pruning threshold; 0 keeps all)")
+    p.add_argument("--optimize-steps", type=int, default=0, metavar="N",
+                   help="then polish with N steps of 3DGS optimisation against the input views (default 0: none)")
     p.add_argument("--out", required=True, type=Path, help="output splat file (.ply/.splat/.spz)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available, else CPU), cpu, cuda, cuda:1")
     fit = p.add_mutually_exclusive_group()
     fit.add_argument("--size", type=parse_size, help="resample the views to WxH pixels (multiples of the preset's size multiple)")
     fit.add_argument("--crop", action="store_true", help="centre-crop the views to the nearest valid size")
-    add_preview_options(p)
+    add_preview_options(p, every=True)
     p.add_argument("--config-json", type=Path, default=None, help=argparse.SUPPRESS)  # tests: a shrunken ModelConfig
     return p
 
 
+def _check_options(args) -> None:
+    """One-line ResplatErrors for option values out of range (before any work)."""
+    if args.iterations is not None and not 0 <= args.iterations <= MAX_ITERATIONS:
+        raise ResplatError(f"--iterations must be in 0..{MAX_ITERATIONS}, got {args.iterations}")
+    if not 0 <= args.prune_opacity < 1:
+        raise ResplatError(f"--prune-opacity must be in [0, 1), got {args.prune_opacity}")
+    if args.optimize_steps < 0:
+        raise ResplatError(f"--optimize-steps must be >= 0, got {args.optimize_steps}")
+    if args.preview_every < 1:
+        raise ResplatError(f"--preview-every must be >= 1, got {args.preview_every}")
+    if args.checkpoint is not None and not args.checkpoint.is_file():
+        raise ResplatError(f"{args.checkpoint}: checkpoint file not found")
+
+
 def _load_model(args):
-    from ..model.checkpoint import load_checkpoint
+    """(model, default iterations): the checkpoint's model and its preset's iterations, or the
+    embedded model and :data:`~resplat.model.checkpoint.EMBEDDED_ITERATIONS`."""
+    from ..model import checkpoint
 
     preset = args.preset if args.config_json is None else config_from_json(args.config_json)
-    return load_checkpoint(args.checkpoint, preset=preset)
+    if args.checkpoint is None:
+        return checkpoint.load_embedded_model(preset=preset), checkpoint.EMBEDDED_ITERATIONS
+    model = checkpoint.load_checkpoint(args.checkpoint, preset=preset)
+    return model, model.config.default_iterations
 
 
 def run(args, progress) -> None:
     from ..formats import write_splats
+    from ..model.postprocess import polish, prune_transparent
     from ..model.reconstruct import reconstruct
     from ..views import read_views
     from ..views.posed import fit_to_multiple, resize
 
-    if not args.checkpoint.is_file():
-        raise ResplatError(f"{args.checkpoint}: checkpoint file not found")
+    _check_options(args)
     views = read_views(args.views)
     preview = PreviewWriter(args.preview_dir, progress)
-    model = _load_model(args)
+    model, default_iterations = _load_model(args)
     config = model.config
     if args.size is not None:
         views = resize(views, *args.size)
     elif args.crop:
         views = fit_to_multiple(views, config.size_multiple, mode="crop")
-    iterations = config.default_iterations if args.iterations is None else args.iterations
-    progress.message("load", f"{len(views)} views of {views.width}x{views.height}, preset {config.name}, "
+    iterations = default_iterations if args.iterations is None else args.iterations
+    source = "embedded model" if args.checkpoint is None else str(args.checkpoint)
+    progress.message("load", f"{len(views)} views of {views.width}x{views.height}, preset {config.name} ({source}), "
                              f"{iterations} iterations")
 
     def callback(stage, it, total, gaussians) -> bool:
@@ -71,7 +106,28 @@ def run(args, progress) -> None:
     gaussians = reconstruct(views.images, views.cameras, model, iterations=iterations, device=args.device,
                             callback=callback)
     seconds = time.perf_counter() - start
-    write_splats(gaussians.to("cpu"), args.out)
-    progress.message("reconstruct", f"wrote {len(gaussians)} Gaussians to {args.out} in {seconds:.1f} s")
-    progress.result("reconstruct", path=str(args.out),
-                    metrics={"gaussians": len(gaussians), "iterations": iterations, "seconds": round(seconds, 3)})
+    predicted = len(gaussians)
+    gaussians = prune_transparent(gaussians, args.prune_opacity)
+    pruned = predicted - len(gaussians)
+    if args.prune_opacity > 0:
+        progress.message("prune", f"removed {pruned} of {predicted} Gaussians with opacity < {args.prune_opacity:g}")
+    metrics = {"gaussians": len(gaussians), "predicted": predicted, "pruned": pruned,
+               "prune_opacity": args.prune_opacity, "iterations": iterations, "seconds": round(seconds, 3),
+               "model": source}
+    if args.optimize_steps:
+        def on_step(info) -> bool:
+            extra = {} if info.psnr is None else {"psnr": info.psnr}
+            progress.step("polish", info.step, info.total, loss=info.loss, gaussians=info.num_gaussians, **extra)
+            if info.step % args.preview_every == 0 and info.step < info.total and info.snapshot is not None:
+                preview("polish", info.step, info.snapshot())
+            return True
+
+        result = polish(gaussians, views.images, views.cameras, args.optimize_steps, callback=on_step)
+        gaussians = result.gaussians
+        metrics.update(optimize_steps=args.optimize_steps, polish_seconds=round(result.seconds, 3))
+        if result.psnr_history:
+            metrics["psnr"] = result.psnr_history[-1][1]
+    write_splats(gaussians.detach().to("cpu"), args.out)
+    progress.message("reconstruct", f"wrote {len(gaussians)} Gaussians to {args.out} in "
+                                    f"{time.perf_counter() - start:.1f} s")
+    progress.result("reconstruct", path=str(args.out), metrics=metrics)

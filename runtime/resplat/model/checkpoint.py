@@ -7,7 +7,13 @@ tensor}}`` with every key prefixed ``encoder.`` (docs/model-manifest.md); plain 
 the preset, or a :class:`CheckpointError` names the file and the first offending keys.
 
 Files are read with ``torch.load(weights_only=True)`` (no arbitrary code from pickles) or
-safetensors; nothing is downloaded.
+safetensors; nothing is downloaded. Half-precision files (float16 / bfloat16, such as the
+embedded model) are upcast to the model's float32 on loading.
+
+The embedded model: this package may ship the weights of our own ``tiny`` preset as
+``model/weights/tiny.safetensors`` (float16, made from a training export by
+``python -m resplat.model.ship``); :func:`load_embedded_model` loads it, and the CLI and the
+Blender extension use it when no checkpoint is given.
 """
 
 from __future__ import annotations
@@ -27,6 +33,12 @@ from .config import ModelConfig, get_config
 from .encoder import ReSplatModel
 
 _SHOWN = 3  # offending keys named in an error message
+
+#: Preset of the model shipped inside the package (trained by ``resplat train``, issue 4).
+EMBEDDED_PRESET = "tiny"
+#: Recurrent iterations ``resplat reconstruct`` runs with the embedded model by default (it was
+#: trained with 1..4; released checkpoints use their preset's ``default_iterations``).
+EMBEDDED_ITERATIONS = 4
 
 
 class CheckpointError(ResplatError):
@@ -211,3 +223,26 @@ def load_checkpoint(path: str | os.PathLike, preset: str | ModelConfig | None = 
         real.load_state_dict(sd, strict=True)
         model = real
     return model.eval()
+
+
+def embedded_weights_path() -> Path:
+    """Where the embedded model's weights live: ``<package>/model/weights/tiny.safetensors``
+    (found from this module's folder, so it works from a source checkout, a wheel and the
+    Blender extension's bundled runtime; the file may be absent)."""
+    return Path(__file__).resolve().parent / "weights" / f"{EMBEDDED_PRESET}.safetensors"
+
+
+def load_embedded_model(preset: str | ModelConfig | None = None, map_location: str | torch.device = "cpu",
+                        amp: bool = True) -> ReSplatModel:
+    """The embedded ``tiny`` model (:func:`embedded_weights_path`), loaded strictly by
+    :func:`load_checkpoint` (float16 file, float32 model; config from the file's metadata
+    unless ``preset`` is given). Nothing is downloaded.
+
+    Raises:
+        CheckpointError: this copy of resplat has no embedded weights file (one line naming the
+            expected path), or the file does not load.
+    """
+    path = embedded_weights_path()
+    if not path.is_file():
+        raise CheckpointError(path, "this copy of resplat ships no embedded weights; pass --checkpoint")
+    return load_checkpoint(path, preset=preset, map_location=map_location, amp=amp)
