@@ -1,5 +1,6 @@
 """3D View sidebar tab "ReSplat": the Reconstruct and Refine options (``scene.resplat``) and
-buttons; says when no checkpoint is set (then Reconstruct optimises from a random init)."""
+buttons: the model (embedded by default, a checkpoint file, or optimisation only), its
+iterations, pruning and optimisation steps; says when a checkpoint file is wanted but not set."""
 
 from __future__ import annotations
 
@@ -31,12 +32,16 @@ class VIEW3D_PT_resplat(bpy.types.Panel):
             row.prop(s, "height")
         elif s.views == "FOLDER":
             col.prop(s, "image_folder")
-        col.prop(s, "checkpoint")
-        if not (s.checkpoint or prefs.checkpoint):
-            col.label(text="No checkpoint: optimising from a random init", icon="INFO")
+        col.prop(s, "model")
+        if s.model == "OPTIMIZE":
             col.prop(s, "random_count")
         else:
+            if s.model == "CHECKPOINT":
+                col.prop(s, "checkpoint")
+                if not (s.checkpoint or prefs.checkpoint):
+                    col.label(text="Choose a checkpoint file (here or in the preferences)", icon="ERROR")
             col.prop(s, "iterations")
+            col.prop(s, "prune_opacity")
         col.prop(s, "steps")
         col.prop(s, "device")
         if not interpreter(prefs):

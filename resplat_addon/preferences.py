@@ -1,4 +1,4 @@
-"""Add-on preferences: the runtime interpreter, checkpoint, device, and the Check / Install
+"""Add-on preferences: the runtime interpreter, default checkpoint file, device, and the Check / Install
 runtime buttons (operators in ``operators/check_runtime.py`` and ``operators/install_runtime.py``).
 
 The default interpreter is the add-on's own venv under
@@ -38,7 +38,8 @@ class RESPLAT_AP_preferences(bpy.types.AddonPreferences):
                            description="Python interpreter with torch and the resplat runtime "
                                        "(empty: the add-on's own venv, made by Install Runtime)")
     checkpoint: StringProperty(name="Checkpoint", subtype="FILE_PATH", default="",
-                               description="ReSplat checkpoint (.safetensors/.pth); empty: optimise from a random init")
+                               description="ReSplat checkpoint (.safetensors/.pth) used when the panel's Model is "
+                                           "Checkpoint File and names none")
     device: EnumProperty(name="Device", items=DEVICES, default="auto")
     torch_variant: EnumProperty(name="Torch", items=(("CPU", "CPU", ""), ("CUDA", "CUDA", ""), ("MPS", "MPS (Apple)", "")),
                                 default="CPU", description="torch build installed by Install Runtime")
@@ -50,8 +51,7 @@ class RESPLAT_AP_preferences(bpy.types.AddonPreferences):
         layout.prop(self, "python")
         layout.label(text=f"Using: {interpreter(self) or 'none (install the runtime)'}")
         layout.prop(self, "checkpoint")
-        if not self.checkpoint:
-            layout.label(text="No checkpoint: Reconstruct optimises from a random initialisation", icon="INFO")
+        layout.label(text="Reconstruct uses the embedded model unless the panel's Model says otherwise", icon="INFO")
         layout.prop(self, "device")
         row = layout.row()
         row.operator("resplat.check_runtime")

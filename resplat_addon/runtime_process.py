@@ -26,12 +26,15 @@ from .runtime_formats import ResplatError
 #: torch wheel index per variant (the PyTorch "get started" matrix); MPS uses PyPI's macOS wheels.
 TORCH_INDEX = {"CPU": "https://download.pytorch.org/whl/cpu", "CUDA": "https://download.pytorch.org/whl/cu128", "MPS": None}
 
-#: ``python -c`` probe printing one JSON line: runtime version, torch version, device found.
+#: ``python -c`` probe printing one JSON line: runtime version, torch version, device found, and
+#: whether the runtime has the embedded model's weights file (``embedded``, bool).
 CHECK_CODE = (
     "import json, torch, resplat\n"
+    "from resplat.model.checkpoint import embedded_weights_path\n"
     "d = 'cuda' if torch.cuda.is_available() else ('mps' if getattr(torch.backends, 'mps', None) "
     "and torch.backends.mps.is_available() else 'cpu')\n"
-    "print(json.dumps({'resplat': resplat.__version__, 'torch': torch.__version__, 'device': d}))\n"
+    "print(json.dumps({'resplat': resplat.__version__, 'torch': torch.__version__, 'device': d, "
+    "'embedded': embedded_weights_path().is_file()}))\n"
 )
 
 
@@ -51,7 +54,7 @@ def check_interpreter(python: str) -> str:
 
 
 def check_runtime(python: str, timeout: float = 120.0) -> dict:
-    """Run :data:`CHECK_CODE` in ``python``; returns {"resplat", "torch", "device"}.
+    """Run :data:`CHECK_CODE` in ``python``; returns {"resplat", "torch", "device", "embedded"}.
 
     Raises:
         ResplatError: interpreter missing, or it cannot import torch/resplat (last stderr line).
@@ -94,18 +97,20 @@ def install_commands(base_python: str, venv: str | os.PathLike, runtime_parent: 
 
 
 def runtime_command(python: str, command: str, views: str, out: str, *, checkpoint: str = "", iterations: int = 4,
-                    steps: int = 0, init: str = "", random_count: int = 20000, device: str = "auto",
-                    preview_dir: str = "", extra: tuple[str, ...] = ()) -> list[str]:
+                    steps: int = 0, prune_opacity: float = 0.005, init: str = "", random_count: int = 20000,
+                    device: str = "auto", preview_dir: str = "", extra: tuple[str, ...] = ()) -> list[str]:
     """The ``python -m resplat`` command line of one job.
 
     Args:
-        command: "reconstruct" (needs ``checkpoint``) or "optimize" (``init`` file, else
-            ``--random random_count``).
+        command: "reconstruct" (``checkpoint`` file, "" for the runtime's embedded model;
+            ``iterations``, ``prune_opacity``, and ``steps`` optimisation steps of the polish) or
+            "optimize" (``steps``; ``init`` file, else ``--random random_count``).
         views: transforms.json path; out: output .ply path; preview_dir: "" for none.
     """
     cmd = [python, "-m", "resplat", command, views, "--out", out, "--device", device, "--progress", "jsonl"]
     if command == "reconstruct":
-        cmd += ["--checkpoint", checkpoint, "--iterations", str(iterations)]
+        cmd += (["--checkpoint", checkpoint] if checkpoint else []) + [
+            "--iterations", str(iterations), "--prune-opacity", f"{prune_opacity:g}", "--optimize-steps", str(steps)]
     else:
         cmd += ["--steps", str(steps)] + (["--init", init] if init else ["--random", str(random_count)])
     if preview_dir:

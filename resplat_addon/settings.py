@@ -1,15 +1,20 @@
-"""Scene settings of the ReSplat sidebar panel (``scene.resplat``): where the views come from and
-how the runtime runs (issue 5 item 3)."""
+"""Scene settings of the ReSplat sidebar panel (``scene.resplat``): where the views come from,
+which model reconstructs them and how the runtime runs (issue 5 item 3)."""
 
 from __future__ import annotations
 
 import bpy
-from bpy.props import EnumProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from .preferences import DEVICES
 
-#: optimisation steps used when there is no checkpoint and the panel's steps are 0
+#: optimisation steps of "Optimisation Only" when the panel's steps are 0
 FALLBACK_STEPS = 500
+#: the model choices: the runtime's embedded model (default), a checkpoint file, or no model
+MODELS = (("EMBEDDED", "Embedded (tiny, default)",
+           "The small ReSplat model shipped with the runtime (resplat/model/weights/tiny.safetensors)"),
+          ("CHECKPOINT", "Checkpoint File", "A ReSplat checkpoint: the file below, else the preferences' checkpoint"),
+          ("OPTIMIZE", "Optimisation Only", "No model: 3DGS optimisation from random Gaussians"))
 
 
 class ResplatSceneSettings(bpy.types.PropertyGroup):
@@ -26,14 +31,20 @@ class ResplatSceneSettings(bpy.types.PropertyGroup):
     image_folder: StringProperty(name="Folder", subtype="DIR_PATH", default="")
     width: IntProperty(name="Width", default=256, min=16, max=4096, subtype="PIXEL")
     height: IntProperty(name="Height", default=256, min=16, max=4096, subtype="PIXEL")
-    iterations: IntProperty(name="Iterations", default=4, min=0, max=8, description="Recurrent update iterations")
+    model: EnumProperty(name="Model", items=MODELS, default="EMBEDDED", description="What reconstructs the views")
+    iterations: IntProperty(name="Iterations", default=4, min=0, max=8,
+                            description="Recurrent update iterations of the model (0: the initial prediction only)")
+    prune_opacity: FloatProperty(name="Prune Opacity", default=0.005, min=0.0, max=0.5, precision=3,
+                                 description="After the last iteration remove splats less opaque than this "
+                                             "(0: keep every splat)")
     steps: IntProperty(name="Optimisation Steps", default=0, min=0, max=100000,
-                       description=f"3DGS optimisation steps after the model ({FALLBACK_STEPS} when there is no checkpoint and this is 0)")
+                       description="3DGS optimisation steps after the model (polish); with Optimisation Only the "
+                                   f"steps ({FALLBACK_STEPS} when this is 0)")
     checkpoint: StringProperty(name="Checkpoint", subtype="FILE_PATH", default="",
-                               description="Override the preferences' checkpoint")
+                               description="Checkpoint for Model: Checkpoint File (empty: the preferences' checkpoint)")
     device: EnumProperty(name="Device", items=(("PREFS", "Preferences", "The preferences' device"), *DEVICES), default="PREFS")
     random_count: IntProperty(name="Random Gaussians", default=20000, min=1, max=10_000_000,
-                              description="Initial Gaussians when optimising without a checkpoint")
+                              description="Initial Gaussians of Optimisation Only")
 
 
 def register():

@@ -73,6 +73,7 @@ def env():
     s = scene.resplat
     s.cameras, s.collection, s.views, s.width, s.height = "COLLECTION", rig, "RENDER", 64, 64
     s.checkpoint, s.steps, s.random_count, s.iterations, s.device = "", 4, 300, 1, "cpu"
+    s.model = "OPTIMIZE"  # runs without model weights (the embedded choice: test_addon_embedded.py)
     prefs = _mod(addon, "preferences").get_prefs()
     prefs.python, prefs.checkpoint = sys.executable, ""
     yield bpy, addon
@@ -109,7 +110,7 @@ def _snapshot(bpy):
             scene.view_settings.view_transform, scene.camera, r.image_settings.file_format)
 
 
-def test_reconstruct_optimize_fallback_matches_runtime_file(env, keep_tmp):
+def test_reconstruct_optimisation_only_matches_runtime_file(env, keep_tmp):
     bpy, addon = env
     before = _snapshot(bpy)
     assert bpy.ops.resplat.reconstruct() == {"FINISHED"}
@@ -137,7 +138,8 @@ def test_reconstruct_with_tiny_checkpoint(env, keep_tmp, tmp_path):
     bpy, addon = env
     torch.manual_seed(0)
     export_safetensors(build_model("tiny").eval(), tmp_path / "tiny.safetensors")
-    bpy.context.scene.resplat.checkpoint, bpy.context.scene.resplat.steps = str(tmp_path / "tiny.safetensors"), 0
+    s = bpy.context.scene.resplat
+    s.model, s.checkpoint, s.steps = "CHECKPOINT", str(tmp_path / "tiny.safetensors"), 0
     assert bpy.ops.resplat.reconstruct() == {"FINISHED"}
     got = _arrays(addon, bpy.data.objects["Rig"])
     want = read_splat_arrays(keep_tmp[0] / "reconstructed.ply")

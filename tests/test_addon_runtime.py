@@ -5,6 +5,7 @@ failure paths with a fake interpreter (no network: pip is never really run)."""
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import stat
 import sys
@@ -39,7 +40,9 @@ def test_preferences_and_check_runtime(env, tmp_path):
     assert prefs_mod.ADDON_ID == "bl_ext.user_default.resplat" and prefs.device == "auto"
     # The default, not the current value: other test modules share this Blender session's scene.
     assert bpy.types.VIEW3D_PT_resplat.bl_category == "ReSplat"
-    assert bpy.context.scene.resplat.bl_rna.properties["iterations"].default == 4
+    props = bpy.context.scene.resplat.bl_rna.properties
+    assert props["iterations"].default == 4 and (props["iterations"].hard_min, props["iterations"].hard_max) == (0, 8)
+    assert props["model"].default == "EMBEDDED" and abs(props["prune_opacity"].default - 0.005) < 1e-9
     assert {"reconstruct", "refine", "check_runtime", "install_runtime"} <= set(dir(bpy.ops.resplat))
     prefs.python = sys.executable
     try:
@@ -47,8 +50,15 @@ def test_preferences_and_check_runtime(env, tmp_path):
         import torch
 
         import resplat
+        from resplat.model.checkpoint import embedded_weights_path
 
-        assert prefs.status == f"resplat {resplat.__version__}, torch {torch.__version__}, device cpu"
+        embedded = "present" if embedded_weights_path().is_file() else "missing (choose a checkpoint file)"
+        assert prefs.status == f"resplat {resplat.__version__}, torch {torch.__version__}, device cpu, embedded model {embedded}"
+        for present, word in ((True, "present"), (False, "missing (choose a checkpoint file)")):
+            info = json.dumps({"resplat": "9.9", "torch": "2.x", "device": "cuda", "embedded": present})
+            prefs.python = _script(tmp_path / f"probe{present}", f"echo '{info}'\n")
+            assert bpy.ops.resplat.check_runtime() == {"FINISHED"}
+            assert prefs.status == f"resplat 9.9, torch 2.x, device cuda, embedded model {word}"
         prefs.python = _script(tmp_path / "notorch", "echo \"ModuleNotFoundError: No module named 'torch'\" >&2; exit 1\n")
         with pytest.raises(RuntimeError, match="has no working runtime: ModuleNotFoundError: No module named 'torch'"):
             bpy.ops.resplat.check_runtime()  # an ERROR report raises in background mode

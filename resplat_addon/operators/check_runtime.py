@@ -1,5 +1,6 @@
 """Preferences > Check Runtime: run ``python -c`` in the runtime interpreter and show the
-runtime version, torch version and device it found (``runtime_process.check_runtime``)."""
+runtime version, torch version and device it found, and whether the runtime ships the embedded
+model's weights (``runtime_process.check_runtime``)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class RESPLAT_OT_check_runtime(bpy.types.Operator):
             prefs.status = str(e)
             self.report({"ERROR"}, str(e))
             return {"CANCELLED"}
-        prefs.status = f"resplat {info['resplat']}, torch {info['torch']}, device {info['device']}"
+        embedded = "present" if info.get("embedded") else "missing (choose a checkpoint file)"
+        prefs.status = f"resplat {info['resplat']}, torch {info['torch']}, device {info['device']}, embedded model {embedded}"
         self.report({"INFO"}, prefs.status)
         return {"FINISHED"}
