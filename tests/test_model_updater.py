@@ -225,6 +225,34 @@ def test_each_gaussian_reads_its_own_pixel_error():
     torch.testing.assert_close(base[v, i, j], proj(vec), rtol=1e-12, atol=1e-12)
 
 
+def test_zero_error_ablation_cuts_the_feedback():
+    """``zero_error`` (ablation): from the same state and hidden, two different image sets give
+    bit-identical steps; without it the same two image sets give different steps."""
+    torch.manual_seed(0)
+    modules = build_update_modules("tiny")
+    for m in modules.values():
+        m.eval()
+    gen = torch.Generator().manual_seed(7)
+    with torch.no_grad():  # a trained-looking head: the zero-initialised one makes every step the identity
+        modules["update_head"][-1].weight.normal_(0, 1e-2, generator=gen)
+    state, cams, images = _scene(seed=5)
+    other = torch.rand(images.shape, generator=gen)
+    hidden = Updater(modules, "tiny").initial_hidden(torch.randn(2, 64, 8, 8, generator=gen))
+
+    def step(zero_error, imgs):
+        with torch.no_grad():
+            return Updater(modules, "tiny", backend="torch", zero_error=zero_error).step(state, hidden, imgs, cams)
+
+    (a, ha), (b, hb) = step(True, images), step(True, other)
+    for name in ("means", "scales", "quats_xyzw", "opacity_logits", "sh"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    assert torch.equal(ha, hb)
+    assert (a.means - state.means).abs().max() > 1e-4  # the step did move the Gaussians
+    (c, hc), (d, hd) = step(False, images), step(False, other)
+    assert (c.means - d.means).abs().max() > 1e-4 and (hc - hd).abs().max() > 1e-3
+    assert (c.means - a.means).abs().max() > 1e-4  # zeros are not what the real error gives
+
+
 def _rot_xyzw64(q):
     """Rotation matrix of an (x, y, z, w) quaternion, float64, written independently."""
     x, y, z, w = (q / q.norm()).tolist()

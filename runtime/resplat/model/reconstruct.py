@@ -84,7 +84,7 @@ def check_memory(model, views: int, height: int, width: int, device: torch.devic
 
 
 def reconstruct(images: Tensor, cameras: Cameras, model, iterations: int = 4, device: str | torch.device = "auto",
-                callback: Callback | None = None, backend: str = "auto") -> Gaussians:
+                callback: Callback | None = None, backend: str = "auto", zero_error: bool = False) -> Gaussians:
     """Reconstruct one scene from posed images.
 
     Args:
@@ -100,6 +100,8 @@ def reconstruct(images: Tensor, cameras: Cameras, model, iterations: int = 4, de
             prediction (stage "initial", iteration 0) and after each update (stage "update",
             iteration 1..total) with the current world-space Gaussians; returning False cancels.
         backend: rasteriser backend of the updater's renders ("auto": gsplat on CUDA).
+        zero_error: ablation only, not for use: the updater sees zeros instead of its rendering
+            error (:class:`.updater.Updater` ``zero_error``; benchmarks/recurrence.py).
 
     Returns:
         World-space :class:`Gaussians` (SH degree 3; (H/4)(W/4) per view for DL3DV, H W for
@@ -137,7 +139,8 @@ def reconstruct(images: Tensor, cameras: Cameras, model, iterations: int = 4, de
         state = pred.update_state(0)  # release layout, model frame
         report("initial", 0, state)
         if iterations:
-            updater = Updater(model.encoder, config, backend=backend, amp=getattr(model.encoder, "amp", True))
+            updater = Updater(model.encoder, config, backend=backend, amp=getattr(model.encoder, "amp", True),
+                              zero_error=zero_error)
             hidden = updater.initial_hidden(pred.condition_features)
             targets = updater.target_features(images, state.grid[1:])
             for it in range(1, iterations + 1):

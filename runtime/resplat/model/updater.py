@@ -136,9 +136,14 @@ class Updater:
         config: the model's :class:`ModelConfig` (grid factor, near/far of the renders).
         backend: rasteriser backend for :func:`resplat.render.render` ("auto": gsplat on CUDA).
         amp: bf16 autocast of the networks on CUDA (the release's setting); ignored elsewhere.
+        zero_error: ablation only (benchmarks/recurrence.py): the rendering-error features are
+            replaced by zeros before the global error attention, so the update sees no feedback
+            from the images (the render and the ResNet taps are skipped). An inference-time
+            stand-in for the paper's "no error input" ablation, which retrains without it.
     """
 
-    def __init__(self, modules, config: ModelConfig | str, backend: str = "auto", amp: bool = True):
+    def __init__(self, modules, config: ModelConfig | str, backend: str = "auto", amp: bool = True,
+                 zero_error: bool = False):
         get = modules.__getitem__ if isinstance(modules, dict) else lambda n: getattr(modules, n)
         for name in UPDATE_MODULE_NAMES:
             setattr(self, name, get(name))
@@ -146,6 +151,7 @@ class Updater:
         self.factor = gaussian_grid_factor(self.config)
         self.backend = backend
         self.amp = amp
+        self.zero_error = zero_error
 
     def _autocast(self, device: torch.device):
         if self.amp and device.type == "cuda":
@@ -207,10 +213,12 @@ class Updater:
         if tuple(images.shape) != (v, 3, gh * self.factor, gw * self.factor) or len(cameras) != v:
             raise UpdaterInputError(f"updater: images {list(images.shape)} and {len(cameras)} cameras do not match the "
                              f"Gaussian grid {state.grid} x {self.factor} px")
-        if targets is None:
+        if targets is None and not self.zero_error:
             targets = self.target_features(images, (gh, gw))
-        render_rgb = self.render(state, cameras)
-        error = self.rendering_error(render_rgb, images, targets)  # [V, E, gh, gw]
+        if self.zero_error:  # ablation: no feedback from the rendering error
+            error = state.means.new_zeros(v, self.config.error_channels, gh, gw)
+        else:
+            error = self.rendering_error(self.render(state, cameras), images, targets)  # [V, E, gh, gw]
         with self._autocast(images.device):
             for block in self.update_error_attn:
                 error = block(error[None])[0]
