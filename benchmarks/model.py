@@ -25,12 +25,12 @@ CHILD = r"""
 import json, math, resource, sys, time
 import torch
 from resplat.cameras import Cameras, K_from_fov
-from resplat.model import build_model
+from resplat.model import build_model, load_embedded_model
 from resplat.model.reconstruct import reconstruct
 preset, v, h, w, iters, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 torch.set_num_threads(threads)
 torch.manual_seed(0)
-model = build_model(preset).eval()
+model = (load_embedded_model(preset) if sys.argv[7:] == ["embedded"] else build_model(preset)).eval()
 rss_model = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 c2w = torch.eye(4).repeat(v, 1, 1)
 c2w[:, 0, 3] = torch.linspace(-0.3, 0.3, v)
@@ -45,6 +45,30 @@ with torch.no_grad():
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"stamps": stamps, "peak_mb": peak, "model_mb": rss_model}))
 """
+
+
+def reconstruct_in_child(preset: str, views: int, h: int, w: int, iterations: int, threads: int,
+                         embedded: bool = False, timeout: float | None = None) -> dict:
+    """Reconstruct ``views`` random views of ``h`` x ``w`` with ``preset`` (random weights, or the
+    embedded weights with ``embedded``) in a fresh child process.
+
+    Returns {"stamps": [[stage, iteration, seconds since start, gaussians], ...], "peak_mb",
+    "model_mb", "initial_s", "iteration_s" (mean per iteration)}, or {"error": one line} when
+    the child fails or runs past ``timeout`` seconds."""
+    cmd = [sys.executable, "-c", CHILD, preset, str(views), str(h), str(w), str(iterations), str(threads)]
+    try:
+        out = subprocess.run(cmd + (["embedded"] if embedded else []), capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"did not finish in {timeout:.0f} s (child process, start-up included)"}
+    if out.returncode != 0:
+        lines = out.stderr.strip().splitlines() or [f"exit status {out.returncode}"]
+        return {"error": lines[-1]}
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    stamps = r["stamps"]
+    per_iter = [b[2] - a[2] for a, b in zip(stamps, stamps[1:])]
+    r["initial_s"] = stamps[0][2]
+    r["iteration_s"] = sum(per_iter) / len(per_iter) if per_iter else float("nan")
+    return r
 
 
 def param_table() -> str:
@@ -71,16 +95,12 @@ def main() -> None:
     args = p.parse_args()
     print(param_table())
     h, w = (int(v) for v in args.size.split("x"))
-    out = subprocess.run([sys.executable, "-c", CHILD, args.preset, str(args.views), str(h), str(w),
-                          str(args.iterations), str(args.threads)], capture_output=True, text=True)
-    if out.returncode != 0:
-        print(f"reconstruct failed: {out.stderr.strip().splitlines()[-1]}")
+    r = reconstruct_in_child(args.preset, args.views, h, w, args.iterations, args.threads)
+    if "error" in r:
+        print(f"reconstruct failed: {r['error']}")
         return
-    r = json.loads(out.stdout.strip().splitlines()[-1])
-    stamps = r["stamps"]
-    init = stamps[0][2]
-    per_iter = [b[2] - a[2] for a, b in zip(stamps, stamps[1:])]
-    mean_iter = sum(per_iter) / len(per_iter) if per_iter else float("nan")
+    stamps, init, mean_iter = r["stamps"], r["initial_s"], r["iteration_s"]
+    per_iter = stamps[1:]
     print()
     print(f"| {args.preset}, {args.views} views {h}x{w}, CPU {args.threads} thread(s) | ours | paper (GPU, 8 views 512x960) |")
     print("|---|---:|---:|")

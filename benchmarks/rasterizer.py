@@ -139,6 +139,12 @@ def measure(impl: str, n: int, size: int, cap: float) -> dict:
     return res
 
 
+def measure_in_child(impl: str, n: int, size: int, cap: float, threads: int = 0) -> dict:
+    """:func:`measure` in a fresh child process (its own peak RSS, no warm caches of the caller)."""
+    cmd = [sys.executable, __file__, "--one", impl, str(n), str(size), "--cap", str(cap), "--threads", str(threads)]
+    return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+
+
 def fmt(res: dict, key: str, cap: float) -> str:
     return f"{res[key]:.2f}" if key in res else f">{cap:.0f}"
 
@@ -164,9 +170,7 @@ def main() -> None:
         n, size = (int(x) for x in cfg.split("x"))
         rows = {}
         for impl in ("torch", "naive"):
-            cmd = [sys.executable, __file__, "--one", impl, str(n), str(size), "--cap", str(args.cap),
-                   "--threads", str(args.threads)]
-            rows[impl] = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+            rows[impl] = measure_in_child(impl, n, size, args.cap, args.threads)
         t, nv = rows["torch"], rows["naive"]
         ratio = (f"{nv['fwdbwd'] / t['fwdbwd']:.0f}x" if "fwdbwd" in nv else f">{args.cap / t['fwdbwd']:.0f}x")
         print(f"| {n:,} | {size}x{size} | {fmt(t, 'fwd', 0)} | {fmt(t, 'fwdbwd', 0)} | {t['rss_mib']:.0f} | "
