@@ -65,7 +65,9 @@ def masked_psnr(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
 @dataclass
 class BoardFit:
     """Result of :func:`fit_board`: held-out view names, their board-masked PSNR (dB) and
-    whole-image PSNR (dB) before and after, the number of Gaussians and the optimisation time (s)."""
+    whole-image PSNR (dB) before and after, the number of Gaussians and the optimisation time (s);
+    the optimised Gaussians and the background colour [3] they were fitted over (CPU), for
+    writing and rendering them."""
 
     names: list[str]
     psnr_board_before: list[float]
@@ -73,6 +75,8 @@ class BoardFit:
     psnr_full: list[float]
     num_gaussians: int
     seconds: float
+    gaussians: Gaussians | None = None
+    background: Tensor | None = None
 
 
 def fit_board(
@@ -122,7 +126,8 @@ def fit_board(
         after = render(result.gaussians, test.to(device), background=bg.to(device), backend=backend).rgb.clamp(0, 1)
     names = [test.names[i] for i in range(len(test))] if test.names else [str(i) for i in holdout]
     return BoardFit(names, masked_psnr(before, target, mask).tolist(), masked_psnr(after, target, mask).tolist(),
-                    psnr(after, target).tolist(), len(result.gaussians), result.seconds)
+                    psnr(after, target).tolist(), len(result.gaussians), result.seconds,
+                    result.gaussians.detach().to("cpu"), bg.cpu())
 
 
 def _size(text: str) -> tuple[int, int]:
