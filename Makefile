@@ -6,12 +6,17 @@ PY ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
+# `make demo` / `make demo-photos` write here (git-ignored); DEMO_ARGS / PHOTOS_ARGS pass options,
+# e.g. `make demo DEMO_ARGS="--size 128 --samples 8"`.
+DEMO_OUT ?= demo-output
+DEMO_ARGS ?=
+PHOTOS_ARGS ?=
 
 STAMP := $(VENV)/.resplat-installed
 # PyPI bpy (Blender as a module, cp311 only, ~374 MB) for the headless extension tests.
 BPY_STAMP := $(VENV)/.bpy-installed
 
-.PHONY: setup fixtures test bench clean
+.PHONY: setup fixtures test bench demo demo-photos clean
 
 setup: $(STAMP) $(BPY_STAMP)
 
@@ -34,5 +39,13 @@ test: setup fixtures
 bench: setup fixtures
 	PY=$(VENV)/bin/python bash benchmarks/run
 
+# The spider asset rendered in headless Blender, reconstructed by the extension (demo/run_demo.py).
+demo: setup fixtures
+	$(VENV)/bin/python demo/run_demo.py --out $(DEMO_OUT) $(DEMO_ARGS)
+
+# OpenCV's calibration photographs fitted, scored and exported as PLY / SPZ (demo/photos.py).
+demo-photos: setup fixtures
+	$(VENV)/bin/python demo/photos.py --out $(DEMO_OUT) $(PHOTOS_ARGS)
+
 clean:
-	rm -rf $(VENV) .cache
+	rm -rf $(VENV) .cache $(DEMO_OUT)
