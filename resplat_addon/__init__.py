@@ -7,7 +7,7 @@ runtime's torch-free format code. Blender never imports torch.
 
 import bpy
 
-from .operators import CLASSES, export_splat, import_splat
+from .operators import CLASSES, export_splat, import_cameras, import_splat
 from . import settings
 from .panel import VIEW3D_PT_resplat
 from .preferences import RESPLAT_AP_preferences
@@ -21,12 +21,14 @@ def register():
         bpy.utils.register_class(cls)
     bpy.utils.register_class(VIEW3D_PT_resplat)
     bpy.types.TOPBAR_MT_file_import.append(import_splat.menu_func)
+    bpy.types.TOPBAR_MT_file_import.append(import_cameras.menu_func)
     bpy.types.TOPBAR_MT_file_export.append(export_splat.menu_func)
 
 
 def unregister():
     """Undo :func:`register`."""
     bpy.types.TOPBAR_MT_file_export.remove(export_splat.menu_func)
+    bpy.types.TOPBAR_MT_file_import.remove(import_cameras.menu_func)
     bpy.types.TOPBAR_MT_file_import.remove(import_splat.menu_func)
     bpy.utils.unregister_class(VIEW3D_PT_resplat)
     for cls in reversed(CLASSES):

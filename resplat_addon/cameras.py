@@ -13,6 +13,10 @@ Extrinsics: ``matrix_world`` with its scale removed is the OpenGL camera-to-worl
 looks down -z, +y up), exactly what nerfstudio's ``transforms.json`` stores
 (:mod:`resplat.views.transforms_json`, whose writer imports torch, so the same keys are written
 here).
+
+The other way (importing COLMAP / transforms.json cameras): :func:`lens_settings` inverts
+:func:`intrinsics` for square pixels and :func:`opengl_c2w_from_w2c` turns an OpenCV
+world-to-camera pose into the ``matrix_world`` of a Blender camera.
 """
 
 from __future__ import annotations
@@ -84,6 +88,53 @@ def intrinsics(lens: float, sensor_width: float, sensor_height: float, sensor_fi
     cx = 0.5 * width - shift_x * viewfac
     cy = 0.5 * height + shift_y * viewfac / ycor
     return np.array([[fx, 0.0, cx], [0.0, fx / ycor, cy], [0.0, 0.0, 1.0]])
+
+
+#: focal length Blender uses for imported cameras whose 36 mm sensor would need a lens < 1 mm
+_MIN_LENS = 1.0
+#: diag(1, -1, -1, 1): OpenGL camera axes <-> OpenCV camera axes (its own inverse)
+GL_TO_CV = np.diag([1.0, -1.0, -1.0, 1.0])
+
+
+@dataclass(frozen=True)
+class LensSettings:
+    """Blender camera data settings (mm; shifts in fractions of the image width) for a pinhole K."""
+
+    lens: float
+    sensor_width: float
+    sensor_fit: str
+    shift_x: float
+    shift_y: float
+
+
+def lens_settings(K: np.ndarray, width: int, height: int, sensor_width: float = 36.0) -> LensSettings:
+    """The inverse of :func:`intrinsics` for square pixels: a HORIZONTAL sensor fit (the sensor
+    width spans the image width whatever the aspect), so ``fx = lens / sensor_width * width``,
+    ``cx = width / 2 - shift_x * width`` and ``cy = height / 2 + shift_y * width`` exactly.
+    Blender has one focal length: ``K[1, 1]`` is not used (square pixels give fy = fx). The sensor
+    grows when a 36 mm one would need a lens under Blender's 1 mm minimum.
+
+    Raises:
+        ResplatError: a non-positive size or focal length, or non-finite values.
+    """
+    K = np.asarray(K, dtype=np.float64)
+    fx, cx, cy = K[0, 0], K[0, 2], K[1, 2]
+    if not (np.all(np.isfinite(K)) and fx > 0 and width > 0 and height > 0):
+        raise ResplatError(f"camera needs a finite positive focal length and size, got fx {fx}, {width}x{height}")
+    lens = fx * sensor_width / width
+    if lens < _MIN_LENS:
+        sensor_width, lens = _MIN_LENS * width / fx, _MIN_LENS
+    return LensSettings(lens, sensor_width, "HORIZONTAL", (0.5 * width - cx) / width, (cy - 0.5 * height) / width)
+
+
+def opengl_c2w_from_w2c(w2c: np.ndarray) -> np.ndarray:
+    """[4, 4] float64 OpenGL camera-to-world matrix (a Blender camera's ``matrix_world``) of an
+    OpenCV world-to-camera rigid transform (rotation transposed, no general inverse)."""
+    w2c = np.asarray(w2c, dtype=np.float64)
+    c2w = np.eye(4)
+    c2w[:3, :3] = w2c[:3, :3].T
+    c2w[:3, 3] = -w2c[:3, :3].T @ w2c[:3, 3]
+    return c2w @ GL_TO_CV
 
 
 def c2w_without_scale(matrix_world) -> np.ndarray:

@@ -1,6 +1,7 @@
-"""3D View sidebar tab "ReSplat": the Reconstruct and Refine options (``scene.resplat``) and
-buttons: the model (embedded by default, a checkpoint file, or optimisation only), its
-iterations, pruning and optimisation steps; says when a checkpoint file is wanted but not set."""
+"""3D View sidebar tab "ReSplat": Import Cameras (COLMAP / transforms.json), the Reconstruct and
+Refine options (``scene.resplat``) and buttons: the model (embedded by default, a checkpoint
+file, or optimisation only), its iterations, pruning and optimisation steps; says when a
+checkpoint file is wanted but not set."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ class VIEW3D_PT_resplat(bpy.types.Panel):
         s = context.scene.resplat
         prefs = get_prefs(context)
         col = self.layout.column()
+        col.operator("import_scene.resplat_cameras", text="Import Cameras (COLMAP / transforms.json)", icon="CAMERA_DATA")
         col.prop(s, "cameras")
         if s.cameras == "COLLECTION":
             col.prop(s, "collection")

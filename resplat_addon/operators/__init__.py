@@ -12,3 +12,8 @@ from .reconstruct import RESPLAT_OT_reconstruct  # noqa: E402
 from .refine import RESPLAT_OT_refine  # noqa: E402
 
 CLASSES += (RESPLAT_OT_check_runtime, RESPLAT_OT_install_runtime, RESPLAT_OT_reconstruct, RESPLAT_OT_refine)
+
+# COLMAP / transforms.json cameras (File > Import, sidebar button)
+from .import_cameras import IMPORT_SCENE_OT_resplat_cameras  # noqa: E402
+
+CLASSES += (IMPORT_SCENE_OT_resplat_cameras,)

@@ -1,20 +1,14 @@
 """nerfstudio / Blender-NeRF ``transforms.json``: reader and writer.
 
-Format (nerfstudio "Data conventions" docs; the Blender NeRF synthetic scenes of Mildenhall et
-al. 2020): ``frames`` is a list of ``{"file_path", "transform_matrix", ...}``; the
-``transform_matrix`` is an OpenGL camera-to-world matrix (camera looks down -z, +y up).
-Intrinsics are in pixels, either shared at the top level or given inside each frame (frame keys
-win): ``fl_x``, ``fl_y``, ``cx``, ``cy``, ``w``, ``h`` or Blender-NeRF's ``camera_angle_x``
-(horizontal field of view in radians; then fl_y = fl_x and the principal point is centred).
-nerfstudio puts pixel centres at half-integers, like this runtime, so cx, cy are used as is.
-OpenCV distortion ``k1, k2, p1, p2, k3`` (``camera_model`` "OPENCV") is removed on reading by
-undistorting the images (:mod:`.undistort`).
+The format and its parsing (OpenGL c2w ``transform_matrix``, intrinsics in pixels shared or per
+frame, ``camera_angle_x``, OpenCV distortion keys) live in :mod:`resplat.viewfiles.transforms_file`
+(standard library only, shared with the Blender extension). Here the images are loaded and
+undistorted where the file gives distortion, and cameras built.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Sequence
@@ -24,96 +18,10 @@ import torch
 from ..cameras import Cameras, intrinsics_matrix
 from ..errors import CameraError, ViewsError
 from ..formats.atomic import atomic_write
-from .images import views_error
-from .images import load_images
+from ..viewfiles.transforms_file import PINHOLE_MODELS, frame_intrinsics, read_frames  # noqa: F401 (re-exported)
+from .images import load_images, views_error
 from .posed import PosedViews
 from .undistort import undistort_images
-
-#: ``camera_model`` values that are pinhole cameras, optionally with OpenCV distortion.
-PINHOLE_MODELS = ("OPENCV", "PINHOLE", "SIMPLE_PINHOLE", "PERSPECTIVE")
-_DIST_KEYS = ("k1", "k2", "p1", "p2", "k3")
-_INTRINSIC_KEYS = ("fl_x", "fl_y", "cx", "cy", "w", "h", "camera_angle_x", "camera_angle_y", "camera_model", *_DIST_KEYS, "k4")
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".PNG", ".JPG", ".JPEG")
-
-
-def _load_json(path: Path) -> dict:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise ViewsError(f"{path}: file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ViewsError(f"{path}: not valid JSON ({exc})") from None
-    except OSError as exc:
-        raise ViewsError(f"{path}: cannot read ({exc.strerror})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("frames"), list) or not data["frames"]:
-        raise ViewsError(f"{path}: missing key 'frames' (a non-empty list)")
-    return data
-
-
-def _image_path(root: Path, file_path: str, where: str) -> Path:
-    """The image a frame names: relative to the json's folder; without a suffix, try .png first
-    (Blender NeRF synthetic), then .jpg / .jpeg."""
-    p = root / file_path
-    if p.is_file():
-        return p
-    if not p.suffix:
-        for s in _IMAGE_SUFFIXES:
-            if p.with_name(p.name + s).is_file():
-                return p.with_name(p.name + s)
-    raise ViewsError(f"{where}: image {file_path!r} not found (looked for {p})")
-
-
-def _number(d: dict, key: str, where: str) -> float:
-    try:
-        value = float(d[key])
-    except (TypeError, ValueError):
-        raise ViewsError(f"{where}: {key!r} must be a number, got {d[key]!r}") from None
-    if not math.isfinite(value):
-        raise ViewsError(f"{where}: {key!r} is not finite")
-    return value
-
-
-def _intrinsics(d: dict, img_w: int, img_h: int, where: str) -> tuple[int, int, list[float], list[float]]:
-    """(w, h, [fx, fy, cx, cy], [k1, k2, p1, p2, k3]) from merged top-level + frame keys."""
-    model = d.get("camera_model", "OPENCV")
-    if model not in PINHOLE_MODELS:
-        raise ViewsError(f"{where}: unsupported camera_model {model!r} (supported: {', '.join(PINHOLE_MODELS)})")
-    w = int(_number(d, "w", where)) if "w" in d else img_w
-    h = int(_number(d, "h", where)) if "h" in d else img_h
-    if "fl_x" in d:
-        fx = _number(d, "fl_x", where)
-    elif "camera_angle_x" in d:
-        fx = 0.5 * w / math.tan(0.5 * _number(d, "camera_angle_x", where))
-    else:
-        raise ViewsError(f"{where}: missing key 'fl_x' (or 'camera_angle_x')")
-    if "fl_y" in d:
-        fy = _number(d, "fl_y", where)
-    elif "camera_angle_y" in d:
-        fy = 0.5 * h / math.tan(0.5 * _number(d, "camera_angle_y", where))
-    else:
-        fy = fx
-    cx = _number(d, "cx", where) if "cx" in d else w / 2
-    cy = _number(d, "cy", where) if "cy" in d else h / 2
-    if "k4" in d and _number(d, "k4", where) != 0:
-        raise ViewsError(f"{where}: distortion coefficient k4 (fisheye) is not supported")
-    dist = [_number(d, k, where) if k in d else 0.0 for k in _DIST_KEYS]
-    return w, h, [fx, fy, cx, cy], dist
-
-
-def _matrix(frame: dict, where: str) -> list[list[float]]:
-    if "transform_matrix" not in frame:
-        raise ViewsError(f"{where}: missing key 'transform_matrix'")
-    m = frame["transform_matrix"]
-    try:
-        rows = [[float(x) for x in row] for row in m]
-    except (TypeError, ValueError):
-        raise ViewsError(f"{where}: 'transform_matrix' must be a 4x4 list of numbers") from None
-    if len(rows) == 3:
-        rows.append([0.0, 0.0, 0.0, 1.0])
-    if len(rows) != 4 or any(len(r) != 4 for r in rows):
-        raise ViewsError(f"{where}: 'transform_matrix' must be a 4x4 list of numbers")
-    return rows
 
 
 def read_transforms_json(path: str | os.PathLike, background: Sequence[float] | None = None) -> PosedViews:
@@ -132,28 +40,19 @@ def read_transforms_json(path: str | os.PathLike, background: Sequence[float] | 
             unreadable image, sizes that differ between frames or from the images, bad poses.
     """
     path = Path(path)
-    data = _load_json(path)
-    top = {k: data[k] for k in _INTRINSIC_KEYS if k in data}
-    frames = data["frames"]
-    paths, c2w, merged = [], [], []
-    for i, frame in enumerate(frames):
-        where = f"{path}: frame {i}"
-        if not isinstance(frame, dict) or "file_path" not in frame:
-            raise ViewsError(f"{where}: missing key 'file_path'")
-        c2w.append(_matrix(frame, where))
-        paths.append(_image_path(path.parent, str(frame["file_path"]), where))
-        merged.append({**top, **{k: frame[k] for k in _INTRINSIC_KEYS if k in frame}})
-        size, first = (merged[i].get("w"), merged[i].get("h")), (merged[0].get("w"), merged[0].get("h"))
+    frames = read_frames(path)
+    for frame in frames:
+        size, first = frame.size, frames[0].size
         if size != first:
-            raise ViewsError(f"{where}: size {size[0]}x{size[1]} differs from frame 0's {first[0]}x{first[1]}; all views must have one size")
+            raise ViewsError(f"{frame.where}: size {size[0]}x{size[1]} differs from frame 0's {first[0]}x{first[1]}; all views must have one size")
+    paths, c2w = [f.image for f in frames], [f.c2w for f in frames]
     images = load_images(paths, background)
     img_h, img_w = images.shape[-2:]
     params, dists = [], []
-    for i, d in enumerate(merged):
-        where = f"{path}: frame {i}"
-        w, h, p, dist = _intrinsics(d, img_w, img_h, where)
+    for i, frame in enumerate(frames):
+        w, h, p, dist = frame_intrinsics(frame.keys, img_w, img_h, frame.where)
         if (w, h) != (img_w, img_h):
-            raise ViewsError(f"{where}: size {w}x{h} (w, h) differs from its image {paths[i]} ({img_w}x{img_h})")
+            raise ViewsError(f"{frame.where}: size {w}x{h} (w, h) differs from its image {paths[i]} ({img_w}x{img_h})")
         params.append(p)
         dists.append(dist)
     fx, fy, cx, cy = torch.tensor(params, dtype=torch.float64).unbind(-1)

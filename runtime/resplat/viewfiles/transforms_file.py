@@ -1,0 +1,161 @@
+"""nerfstudio / Blender-NeRF ``transforms.json`` parsed with the standard library only (no torch:
+the Blender extension imports it; :mod:`resplat.views.transforms_json` builds posed views on it).
+
+Format (nerfstudio "Data conventions" docs; the Blender NeRF synthetic scenes of Mildenhall et
+al. 2020): ``frames`` is a list of ``{"file_path", "transform_matrix", ...}``; the
+``transform_matrix`` is an OpenGL camera-to-world matrix (camera looks down -z, +y up).
+Intrinsics are in pixels, either shared at the top level or given inside each frame (frame keys
+win): ``fl_x``, ``fl_y``, ``cx``, ``cy``, ``w``, ``h`` or Blender-NeRF's ``camera_angle_x``
+(horizontal field of view in radians; then fl_y = fl_x and the principal point is centred).
+nerfstudio puts pixel centres at half-integers, like this runtime, so cx, cy are used as is.
+OpenCV distortion ``k1, k2, p1, p2, k3`` (``camera_model`` "OPENCV") comes back as five
+coefficients; removing it is the reader's job.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ViewsError
+
+#: ``camera_model`` values that are pinhole cameras, optionally with OpenCV distortion.
+PINHOLE_MODELS = ("OPENCV", "PINHOLE", "SIMPLE_PINHOLE", "PERSPECTIVE")
+DIST_KEYS = ("k1", "k2", "p1", "p2", "k3")
+INTRINSIC_KEYS = ("fl_x", "fl_y", "cx", "cy", "w", "h", "camera_angle_x", "camera_angle_y", "camera_model", *DIST_KEYS, "k4")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".PNG", ".JPG", ".JPEG")
+
+
+@dataclass(frozen=True)
+class TransformsFrame:
+    """One frame as stored.
+
+    Attributes:
+        where: "<json path>: frame <i>", the prefix of every message about it.
+        image: the image file (exists).
+        c2w: 4x4 OpenGL camera-to-world matrix as nested lists of floats (a 3x4 one is completed).
+        keys: the intrinsic keys of :data:`INTRINSIC_KEYS`, top level merged with the frame's.
+    """
+
+    where: str
+    image: Path
+    c2w: list
+    keys: dict
+
+    @property
+    def size(self) -> tuple:
+        """(w, h) as stored (either may be ``None``: then the image's size applies)."""
+        return self.keys.get("w"), self.keys.get("h")
+
+
+def load_json(path: Path) -> dict:
+    """The json document with a non-empty ``frames`` list (ViewsError naming ``path`` otherwise)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise ViewsError(f"{path}: file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ViewsError(f"{path}: not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise ViewsError(f"{path}: cannot read ({exc.strerror})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("frames"), list) or not data["frames"]:
+        raise ViewsError(f"{path}: missing key 'frames' (a non-empty list)")
+    return data
+
+
+def image_path(root: Path, file_path: str, where: str) -> Path:
+    """The image a frame names: relative to the json's folder; without a suffix, try .png first
+    (Blender NeRF synthetic), then .jpg / .jpeg."""
+    p = root / file_path
+    if p.is_file():
+        return p
+    if not p.suffix:
+        for s in IMAGE_SUFFIXES:
+            if p.with_name(p.name + s).is_file():
+                return p.with_name(p.name + s)
+    raise ViewsError(f"{where}: image {file_path!r} not found (looked for {p})")
+
+
+def number(d: dict, key: str, where: str) -> float:
+    """``d[key]`` as a finite float (ViewsError naming ``where`` and the key otherwise)."""
+    try:
+        value = float(d[key])
+    except (TypeError, ValueError):
+        raise ViewsError(f"{where}: {key!r} must be a number, got {d[key]!r}") from None
+    if not math.isfinite(value):
+        raise ViewsError(f"{where}: {key!r} is not finite")
+    return value
+
+
+def frame_intrinsics(d: dict, img_w: int, img_h: int, where: str) -> tuple[int, int, list[float], list[float]]:
+    """(w, h, [fx, fy, cx, cy], [k1, k2, p1, p2, k3]) from merged top-level + frame keys ``d``;
+    ``img_w`` x ``img_h`` (the image's size) stands in for missing ``w`` / ``h``.
+
+    Raises:
+        ViewsError: unsupported ``camera_model``, no focal length, a non-number, fisheye ``k4``.
+    """
+    model = d.get("camera_model", "OPENCV")
+    if model not in PINHOLE_MODELS:
+        raise ViewsError(f"{where}: unsupported camera_model {model!r} (supported: {', '.join(PINHOLE_MODELS)})")
+    w = int(number(d, "w", where)) if "w" in d else img_w
+    h = int(number(d, "h", where)) if "h" in d else img_h
+    if "fl_x" in d:
+        fx = number(d, "fl_x", where)
+    elif "camera_angle_x" in d:
+        fx = 0.5 * w / math.tan(0.5 * number(d, "camera_angle_x", where))
+    else:
+        raise ViewsError(f"{where}: missing key 'fl_x' (or 'camera_angle_x')")
+    if "fl_y" in d:
+        fy = number(d, "fl_y", where)
+    elif "camera_angle_y" in d:
+        fy = 0.5 * h / math.tan(0.5 * number(d, "camera_angle_y", where))
+    else:
+        fy = fx
+    cx = number(d, "cx", where) if "cx" in d else w / 2
+    cy = number(d, "cy", where) if "cy" in d else h / 2
+    if "k4" in d and number(d, "k4", where) != 0:
+        raise ViewsError(f"{where}: distortion coefficient k4 (fisheye) is not supported")
+    dist = [number(d, k, where) if k in d else 0.0 for k in DIST_KEYS]
+    return w, h, [fx, fy, cx, cy], dist
+
+
+def frame_matrix(frame: dict, where: str) -> list[list[float]]:
+    """The frame's ``transform_matrix`` as 4x4 nested lists (a 3x4 one gets [0, 0, 0, 1])."""
+    if "transform_matrix" not in frame:
+        raise ViewsError(f"{where}: missing key 'transform_matrix'")
+    m = frame["transform_matrix"]
+    try:
+        rows = [[float(x) for x in row] for row in m]
+    except (TypeError, ValueError):
+        raise ViewsError(f"{where}: 'transform_matrix' must be a 4x4 list of numbers") from None
+    if len(rows) == 3:
+        rows.append([0.0, 0.0, 0.0, 1.0])
+    if len(rows) != 4 or any(len(r) != 4 for r in rows):
+        raise ViewsError(f"{where}: 'transform_matrix' must be a 4x4 list of numbers")
+    return rows
+
+
+def read_frames(path: Path) -> list[TransformsFrame]:
+    """Every frame of the ``transforms.json`` at ``path`` in file order: its image (which must
+    exist), pose and merged intrinsic keys. Intrinsics are checked by :func:`frame_intrinsics`,
+    image sizes are not (they need the images).
+
+    Raises:
+        ViewsError: missing file, bad JSON, missing ``frames`` / ``file_path`` /
+            ``transform_matrix``, a malformed matrix, a missing image.
+    """
+    path = Path(path)
+    data = load_json(path)
+    top = {k: data[k] for k in INTRINSIC_KEYS if k in data}
+    frames = []
+    for i, frame in enumerate(data["frames"]):
+        where = f"{path}: frame {i}"
+        if not isinstance(frame, dict) or "file_path" not in frame:
+            raise ViewsError(f"{where}: missing key 'file_path'")
+        c2w = frame_matrix(frame, where)
+        image = image_path(path.parent, str(frame["file_path"]), where)
+        frames.append(TransformsFrame(where, image, c2w, {**top, **{k: frame[k] for k in INTRINSIC_KEYS if k in frame}}))
+    return frames
