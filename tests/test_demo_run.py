@@ -88,7 +88,7 @@ def test_outputs_exist_and_results_cover_every_iteration(demo_out):
     for r in [*ev["iterations"], ev["final"], ev["optimisation"]]:
         assert all(math.isfinite(r[k]) for k in ("input_psnr", "input_ssim", "heldout_psnr", "heldout_ssim"))
     opt = ev["optimisation"]
-    assert opt["steps"] >= 1 and opt["seconds"] > 0
+    assert opt["steps"] >= 1 and opt["seconds"] >= opt["budget_seconds"]  # it ran for the iterations' time
     assert opt["budget_seconds"] == pytest.approx(sum(b["seconds"]["reconstruct"]["iterations"]))
     assert (demo_out / "results.md").read_text().startswith("## ReSplat demo: spider asset, 64x64")
     with Image.open(demo_out / "heldout.png") as im:  # 2 rows of 4 tiles, enlarged to >= 160 px
