@@ -70,6 +70,7 @@ def demo_out(tmp_path_factory):
         pytest.skip(f"{WEIGHTS} is not there yet (the embedded model)")
     out = tmp_path_factory.mktemp("demo") / "out"
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env.pop("BLENDER_USER_RESOURCES", None)  # the demo's Blender gets its own, not this process's
     r = subprocess.run([sys.executable, str(REPO / "demo" / "run_demo.py"), "--out", str(out), "--size", "64",
                         "--views", "6", "--context", "4", "--samples", "1", "--iterations", "1", "--threads", "1"],
                        capture_output=True, text=True, env=env, timeout=600)
