@@ -68,6 +68,11 @@ def interpreter(prefs) -> str:
     return str(py) if py.is_file() else ""
 
 
+def job_device(settings, prefs) -> str:
+    """The runtime device of a job: the panel's choice, or the preferences' when it is "PREFS"."""
+    return prefs.device if settings.device == "PREFS" else settings.device
+
+
 def get_prefs(context=None):
     """This add-on's preferences object."""
     context = context or bpy.context

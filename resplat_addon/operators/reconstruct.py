@@ -20,7 +20,7 @@ import os
 import bpy
 
 from ..jobs import JobOperator
-from ..preferences import get_prefs, interpreter
+from ..preferences import get_prefs, interpreter, job_device
 from ..runtime_formats import ResplatError
 from ..runtime_process import runtime_command
 from ..settings import FALLBACK_STEPS
@@ -91,7 +91,7 @@ def make_job(context) -> ReconstructJob:
     prefs = get_prefs(context)
     cams = cameras_from(context, s.cameras, s.collection)
     checkpoint = model_checkpoint(s, prefs)
-    device = prefs.device if s.device == "PREFS" else s.device
+    device = job_device(s, prefs)
     job = ReconstructJob(context, s, cams, interpreter(prefs), checkpoint, device)
     job.begin(job.commands)
     return job

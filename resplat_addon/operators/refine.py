@@ -13,7 +13,7 @@ import bpy
 import numpy as np
 
 from ..jobs import JobOperator
-from ..preferences import get_prefs, interpreter
+from ..preferences import get_prefs, interpreter, job_device
 from ..runtime_formats import write_splat_arrays
 from ..runtime_process import runtime_command
 from ..splat_job import SplatJob
@@ -62,7 +62,7 @@ def make_job(context) -> RefineJob:
     s = context.scene.resplat
     prefs = get_prefs(context)
     target = context.view_layer.objects.active
-    device = prefs.device if s.device == "PREFS" else s.device
+    device = job_device(s, prefs)
     job = RefineJob(context, s, target, [], interpreter(prefs), device)  # the splat object is checked first
     job.cameras = cameras_from(context, "SELECTED")
     job.begin(job.commands)
