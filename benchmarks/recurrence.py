@@ -237,10 +237,10 @@ def views_scene(folder: Path, multiple: int) -> EvalScene:
 # evaluation
 # --------------------------------------------------------------------------------------------
 
-def evaluate(g, scene: EvalScene, config) -> dict:
-    """PSNR (dB) and SSIM of ``g`` rendered at every view of ``scene`` (near/far of ``config``,
-    clamped to [0, 1]) against the stored images: means over the input and held-out views, and
-    the per-view PSNR lists."""
+def render_and_score(g, scene: EvalScene, config):
+    """``g`` rendered at every view of ``scene`` (near/far of ``config``, clamped to [0, 1]):
+    (renders [V, 3, H, W], scores): PSNR (dB) and SSIM against the stored images, means over the
+    input and held-out views, and the per-view PSNR lists."""
     import torch
 
     from resplat.metrics import psnr, ssim
@@ -254,7 +254,12 @@ def evaluate(g, scene: EvalScene, config) -> dict:
         out[f"{key}_psnr"] = float(p[idx].mean())
         out[f"{key}_ssim"] = float(s[idx].mean())
         out[f"{key}_psnr_views"] = [round(float(x), 4) for x in p[idx]]
-    return out
+    return rgb, out
+
+
+def evaluate(g, scene: EvalScene, config) -> dict:
+    """The scores of :func:`render_and_score` alone."""
+    return render_and_score(g, scene, config)[1]
 
 
 def load_gaussians(path: Path):

@@ -30,7 +30,6 @@ import torch
 
 from resplat.formats import read_splats
 from resplat.optim import OptimConfig, optimize
-from resplat.render import render
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -93,10 +92,9 @@ def optimise_for(g0, scene, seconds: float, lr: OptimConfig) -> dict:
     return {"gaussians": res.gaussians, **done}
 
 
-def _renders(g, cameras, config):
-    with torch.no_grad():
-        rgb = render(g, cameras.to(dtype=g.dtype), near=config.near, far=config.far).rgb.clamp(0, 1)
-    return rgb.permute(0, 2, 3, 1).numpy()
+def _heldout(rgb, scene):
+    """Held-out renders [V, 3, H, W] -> [V, H, W, 3] numpy for the figure."""
+    return rgb[scene.heldout].permute(0, 2, 3, 1).numpy()
 
 
 def run(out: Path, budget_s: float, threads: int = 2) -> dict:
@@ -109,16 +107,19 @@ def run(out: Path, budget_s: float, threads: int = 2) -> dict:
     config = bench.model_config({"weights": str(bench.embedded_weights())})
     scene = bench.views_scene(out / "views", config.size_multiple)
     gs = [read_splats(p) for p in iteration_files(out / "iterations")]
-    rows = [dict(bench.evaluate(g, scene, config), iteration=i, gaussians=len(g)) for i, g in enumerate(gs)]
+    rgb0, first = bench.render_and_score(gs[0], scene, config)
+    rows = [dict(first if i == 0 else bench.evaluate(g, scene, config), iteration=i, gaussians=len(g))
+            for i, g in enumerate(gs)]
     final_g = read_splats(out / "scene.ply")
-    final = dict(bench.evaluate(final_g, scene, config), gaussians=len(final_g))
+    rgb_final, final = bench.render_and_score(final_g, scene, config)
+    final["gaussians"] = len(final_g)
     opt = optimise_for(gs[0], scene, budget_s, OptimConfig(sh_increase_every=1))
-    opt_scores = dict(bench.evaluate(opt["gaussians"], scene, config), steps=opt["steps"], seconds=opt["seconds"],
-                      budget_seconds=budget_s)
+    rgb_opt, opt_scores = bench.render_and_score(opt["gaussians"], scene, config)
+    opt_scores.update(steps=opt["steps"], seconds=opt["seconds"], budget_seconds=budget_s)
     held = scene.cameras[scene.heldout]
     gt = scene.images[scene.heldout].permute(0, 2, 3, 1).numpy()
-    columns = [(gt, None), (_renders(gs[0], held, config), rows[0]),
-               (_renders(final_g, held, config), final), (_renders(opt["gaussians"], held, config), opt_scores)]
+    columns = [(gt, None), (_heldout(rgb0, scene), rows[0]),
+               (_heldout(rgb_final, scene), final), (_heldout(rgb_opt, scene), opt_scores)]
     last = len(gs) - 1
     names = [held.names[i] if held.names else f"view {i}" for i in range(len(held))]
     write_grid(out / "heldout.png",
