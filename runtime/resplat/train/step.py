@@ -72,7 +72,9 @@ def update_loss(model, sample, loss_fn: ImageLoss, cfg: TrainConfig, device: tor
     """Stage "update": the frozen initial model (no gradient) gives the first Gaussians and the
     hidden state; T ~ U{1..max_iterations} (from ``rng``, or given) updater steps follow, each
     detaching the previous Gaussians (:meth:`Updater.step`, as the release); the loss is
-    sum_t gamma^(T-1-t) * image loss of iteration t's Gaussians at the target views."""
+    sum_t gamma^(T-1-t) * image loss of iteration t's Gaussians at the target views. ``parts``
+    logs the target-view L1 of the initial Gaussians as ``l1_0`` (no gradient) beside ``l1_t`` of
+    each iteration, so the log shows what the updater adds."""
     ctx_img, tgt_img, ctx_cams, tgt_cams = model_frame(sample, device)
     enc = model.encoder
     with torch.no_grad():
@@ -84,6 +86,8 @@ def update_loss(model, sample, loss_fn: ImageLoss, cfg: TrainConfig, device: tor
     targets = updater.target_features(ctx_img, state.grid[1:])
     total = 0.0
     parts: dict = {"T": T}
+    with torch.no_grad():
+        parts["l1_0"] = float((_render_rgb(state.to_gaussians(), tgt_cams, model.config) - tgt_img).abs().mean())
     for t, w in enumerate(iteration_weights(T, cfg.gamma)):
         state, hidden = updater.step(state, hidden, ctx_img, ctx_cams, targets)
         loss_t, p = loss_fn(_render_rgb(state.to_gaussians(), tgt_cams, model.config), tgt_img)
