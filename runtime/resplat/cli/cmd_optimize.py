@@ -19,6 +19,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     init = p.add_mutually_exclusive_group(required=True)
     init.add_argument("--init", help="start from this splat file (.ply/.splat/.spz)")
     init.add_argument("--random", type=int, metavar="N", help="start from N random Gaussians in the cameras' common view volume")
+    init.add_argument("--depth-init", type=int, metavar="N",
+                      help="start from N Gaussians on the surfaces of the views' depth maps (depth_file_path in transforms.json)")
     p.add_argument("--out", required=True, type=Path, help="output splat file (.ply/.splat/.spz)")
     p.add_argument("--bounds", type=parse_bounds, metavar="X0,Y0,Z0,X1,Y1,Z1",
                    help="with --random: sample in this world box (metres) instead of the whole common view volume")
@@ -26,7 +28,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help=f"learning rate of the SH DC colour (default {OptimConfig.sh_dc_lr}, 3DGS's)")
     p.add_argument("--steps", type=int, default=1000, help="optimisation steps (default 1000)")
     p.add_argument("--sh-degree", type=int, choices=(0, 1, 2, 3), default=None,
-                   help="SH degree of the result (default: the init's, 0 for --random)")
+                   help="SH degree of the result (default: the init's, 0 for --random / --depth-init)")
     p.add_argument("--prune", type=float, default=None, metavar="OPACITY",
                    help="remove Gaussians whose opacity falls below this (e.g. 0.005)")
     p.add_argument("--holdout", type=int, default=0, metavar="K",
@@ -57,7 +59,7 @@ def run(args, progress) -> None:
 
     from ..formats import read_splats, write_splats
     from ..metrics import psnr
-    from ..optim import optimize, random_init
+    from ..optim import depth_init, optimize, random_init
     from ..render import render
 
     if args.steps < 0:
@@ -74,6 +76,13 @@ def run(args, progress) -> None:
         gaussians = read_splats(args.init)
         if args.sh_degree is not None:
             gaussians = gaussians.with_sh_degree(args.sh_degree)
+    elif args.depth_init is not None:
+        if args.depth_init <= 0:
+            raise ResplatError(f"--depth-init needs a positive count, got {args.depth_init}")
+        if views.depths is None:
+            raise ResplatError(f"--depth-init: {args.views} gives no depth maps (no 'depth_file_path' in its frames)")
+        gaussians = depth_init(views[train], args.depth_init, sh_degree=args.sh_degree or 0, seed=args.seed)
+        progress.message("load", f"{len(gaussians)} initial Gaussians from the depth maps of {len(train)} views")
     else:
         if args.random <= 0:
             raise ResplatError(f"--random needs a positive count, got {args.random}")

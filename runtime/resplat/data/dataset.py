@@ -2,7 +2,8 @@
 
 One folder per scene, ``scene_000123/``::
 
-    transforms.json   cameras (nerfstudio layout, resplat.views.write_transforms_json)
+    transforms.json   cameras and depth_file_path per frame (nerfstudio layout,
+                      resplat.views.write_transforms_json; readable by `resplat optimize`)
     images/000.png    8-bit sRGB RGB views
     depth/000.npy     float32 [H, W] z-depth in metres along the camera's +z axis
     scene.json        generator, version, seed, size, rig and scene parameters, and the
@@ -73,13 +74,14 @@ def write_scene(folder: Path, images: Tensor, depths: Tensor, cameras: Cameras, 
         shutil.rmtree(tmp)
     (tmp / "images").mkdir(parents=True)
     (tmp / "depth").mkdir()
-    paths = []
+    paths, depth_paths = [], []
     for i in range(images.shape[0]):
         p = tmp / "images" / f"{i:03d}.png"
         save_image(p, images[i])
-        np.save(tmp / "depth" / f"{i:03d}.npy", depths[i, 0].numpy().astype(np.float32))
+        depth_paths.append(tmp / "depth" / f"{i:03d}.npy")
+        np.save(depth_paths[-1], depths[i, 0].numpy().astype(np.float32))
         paths.append(p)
-    write_transforms_json(tmp / "transforms.json", cameras, paths)
+    write_transforms_json(tmp / "transforms.json", cameras, paths, depth_paths)
     write_json_atomic(tmp / "scene.json", meta)
     if folder.exists():
         shutil.rmtree(folder)

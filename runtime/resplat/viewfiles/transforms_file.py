@@ -10,6 +10,10 @@ win): ``fl_x``, ``fl_y``, ``cx``, ``cy``, ``w``, ``h`` or Blender-NeRF's ``camer
 nerfstudio puts pixel centres at half-integers, like this runtime, so cx, cy are used as is.
 OpenCV distortion ``k1, k2, p1, p2, k3`` (``camera_model`` "OPENCV") comes back as five
 coefficients; removing it is the reader's job.
+Depth maps (nerfstudio "depth_file_path" per frame, optional): a ``.npy`` float array [H, W] or
+a 16-bit PNG, multiplied by the top-level ``depth_unit_scale_factor`` (nerfstudio's default
+1e-3: PNGs in millimetres) to give z-depth in metres along the camera's viewing axis; 0 marks a
+pixel without a surface. The Blender extension writes ``.npy`` in metres with the factor 1.0.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from ..errors import ViewsError
 PINHOLE_MODELS = ("OPENCV", "PINHOLE", "SIMPLE_PINHOLE", "PERSPECTIVE")
 DIST_KEYS = ("k1", "k2", "p1", "p2", "k3")
 INTRINSIC_KEYS = ("fl_x", "fl_y", "cx", "cy", "w", "h", "camera_angle_x", "camera_angle_y", "camera_model", *DIST_KEYS, "k4")
+#: nerfstudio's ``depth_unit_scale_factor`` when the file gives none (depth PNGs in millimetres).
+DEFAULT_DEPTH_SCALE = 1e-3
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".PNG", ".JPG", ".JPEG")
 
 
@@ -37,12 +43,16 @@ class TransformsFrame:
         image: the image file (exists).
         c2w: 4x4 OpenGL camera-to-world matrix as nested lists of floats (a 3x4 one is completed).
         keys: the intrinsic keys of :data:`INTRINSIC_KEYS`, top level merged with the frame's.
+        depth: the frame's depth map file (exists), or ``None`` when it names none.
+        depth_scale: metres per stored depth unit (``depth_unit_scale_factor``, default 1e-3).
     """
 
     where: str
     image: Path
     c2w: list
     keys: dict
+    depth: Path | None = None
+    depth_scale: float = DEFAULT_DEPTH_SCALE
 
     @property
     def size(self) -> tuple:
@@ -140,16 +150,22 @@ def frame_matrix(frame: dict, where: str) -> list[list[float]]:
 
 def read_frames(path: Path) -> list[TransformsFrame]:
     """Every frame of the ``transforms.json`` at ``path`` in file order: its image (which must
-    exist), pose and merged intrinsic keys. Intrinsics are checked by :func:`frame_intrinsics`,
+    exist), pose, merged intrinsic keys and optional depth map (which must exist when named). Intrinsics are checked by :func:`frame_intrinsics`,
     image sizes are not (they need the images).
 
     Raises:
         ViewsError: missing file, bad JSON, missing ``frames`` / ``file_path`` /
-            ``transform_matrix``, a malformed matrix, a missing image.
+            ``transform_matrix``, a malformed matrix, a missing image or depth map, a
+            non-positive ``depth_unit_scale_factor``.
     """
     path = Path(path)
     data = load_json(path)
     top = {k: data[k] for k in INTRINSIC_KEYS if k in data}
+    scale = DEFAULT_DEPTH_SCALE
+    if "depth_unit_scale_factor" in data:
+        scale = number(data, "depth_unit_scale_factor", str(path))
+        if scale <= 0:
+            raise ViewsError(f"{path}: 'depth_unit_scale_factor' must be positive, got {scale}")
     frames = []
     for i, frame in enumerate(data["frames"]):
         where = f"{path}: frame {i}"
@@ -157,5 +173,11 @@ def read_frames(path: Path) -> list[TransformsFrame]:
             raise ViewsError(f"{where}: missing key 'file_path'")
         c2w = frame_matrix(frame, where)
         image = image_path(path.parent, str(frame["file_path"]), where)
-        frames.append(TransformsFrame(where, image, c2w, {**top, **{k: frame[k] for k in INTRINSIC_KEYS if k in frame}}))
+        depth = None
+        if frame.get("depth_file_path"):
+            depth = path.parent / str(frame["depth_file_path"])
+            if not depth.is_file():
+                raise ViewsError(f"{where}: depth map {frame['depth_file_path']!r} not found (looked for {depth})")
+        keys = {**top, **{k: frame[k] for k in INTRINSIC_KEYS if k in frame}}
+        frames.append(TransformsFrame(where, image, c2w, keys, depth, scale))
     return frames

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from ..cameras import Cameras
 from ..errors import ViewsError
+from .depths import resize_depths
 from .images import resize_images
 
 
@@ -22,14 +23,17 @@ class PosedViews:
         cameras: the V pinhole cameras (:class:`resplat.cameras.Cameras`, width W, height H);
             images are already undistorted to this pinhole model.
         paths: the V source image paths (strings), for messages and writers.
+        depths: optional [V, 1, H, W] float32 z-depth in metres along each camera's +z axis,
+            0 where unknown (:mod:`.depths`), e.g. Blender's depth pass; ``None`` without.
 
     Raises:
-        ViewsError: the number of images, cameras and paths or the image size disagree.
+        ViewsError: the number of images, cameras, paths and depth maps or the sizes disagree.
     """
 
     images: Tensor
     cameras: Cameras
     paths: list[str] = field(default_factory=list)
+    depths: Tensor | None = None
 
     def __post_init__(self) -> None:
         self.paths = [str(p) for p in self.paths]
@@ -40,6 +44,8 @@ class PosedViews:
             raise ViewsError(f"{v} images, {len(self.cameras)} cameras and {len(self.paths)} paths: counts must match")
         if (self.cameras.width, self.cameras.height) != (w, h):
             raise ViewsError(f"images are {w}x{h} but cameras are {self.cameras.width}x{self.cameras.height}")
+        if self.depths is not None and tuple(self.depths.shape) != (v, 1, h, w):
+            raise ViewsError(f"depth maps must have shape [{v}, 1, {h}, {w}] like the images, got {list(self.depths.shape)}")
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -57,19 +63,21 @@ class PosedViews:
     def __getitem__(self, index) -> "PosedViews":
         """Select views by index, slice or list."""
         picked = torch.arange(len(self))[[index] if isinstance(index, int) else index].reshape(-1).tolist()
-        return PosedViews(self.images[picked], self.cameras[picked], [self.paths[i] for i in picked])
+        depths = None if self.depths is None else self.depths[picked]
+        return PosedViews(self.images[picked], self.cameras[picked], [self.paths[i] for i in picked], depths)
 
 
 def resize(views: PosedViews, width: int, height: int) -> PosedViews:
     """Resample every image to ``width`` x ``height`` (antialiased bilinear, see
     :func:`.images.resize_images`) and scale K with :meth:`Cameras.resized` (exact for the
-    half-integer pixel-centre convention).
+    half-integer pixel-centre convention); depth maps are resampled nearest-neighbour.
 
     Raises:
         ViewsError: a non-positive size.
     """
     images = resize_images(views.images, width, height)
-    return PosedViews(images, views.cameras.resized(width, height), views.paths)
+    depths = None if views.depths is None else resize_depths(views.depths, width, height)
+    return PosedViews(images, views.cameras.resized(width, height), views.paths, depths)
 
 
 def crop(views: PosedViews, left: int, top: int, width: int, height: int) -> PosedViews:
@@ -82,7 +90,8 @@ def crop(views: PosedViews, left: int, top: int, width: int, height: int) -> Pos
     if left < 0 or top < 0 or width <= 0 or height <= 0 or left + width > views.width or top + height > views.height:
         raise ViewsError(f"crop {width}x{height}+{left}+{top} is outside the {views.width}x{views.height} images")
     images = views.images[:, :, top : top + height, left : left + width].contiguous()
-    return PosedViews(images, views.cameras.cropped(left, top, width, height), views.paths)
+    depths = None if views.depths is None else views.depths[:, :, top : top + height, left : left + width].contiguous()
+    return PosedViews(images, views.cameras.cropped(left, top, width, height), views.paths, depths)
 
 
 def fit_to_multiple(views: PosedViews, multiple: int = 64, mode: str = "crop") -> PosedViews:

@@ -19,6 +19,7 @@ from ..cameras import Cameras, intrinsics_matrix
 from ..errors import CameraError, ViewsError
 from ..formats.atomic import atomic_write
 from ..viewfiles.transforms_file import PINHOLE_MODELS, frame_intrinsics, read_frames  # noqa: F401 (re-exported)
+from .depths import load_depths
 from .images import load_images, views_error
 from .posed import PosedViews
 from .undistort import undistort_images
@@ -34,10 +35,12 @@ def read_transforms_json(path: str | os.PathLike, background: Sequence[float] | 
             synthetic scenes); ``None`` ignores alpha (see :func:`.images.load_image`).
     Returns:
         :class:`PosedViews` with float32 images [V, 3, H, W] in [0, 1] (undistorted where the file
-        gives distortion) and float64 cameras (OpenCV w2c, K in pixels).
+        gives distortion) and float64 cameras (OpenCV w2c, K in pixels); ``depths`` [V, 1, H, W]
+        metres when every frame names a ``depth_file_path`` (:mod:`.depths`), else ``None``.
     Raises:
         ViewsError: missing file, bad JSON, missing keys, unsupported camera model, a missing or
-            unreadable image, sizes that differ between frames or from the images, bad poses.
+            unreadable image or depth map, sizes that differ between frames or from the images,
+            bad poses, depth maps for some frames only or with distorted cameras.
     """
     path = Path(path)
     frames = read_frames(path)
@@ -59,25 +62,38 @@ def read_transforms_json(path: str | os.PathLike, background: Sequence[float] | 
     K = intrinsics_matrix(fx, fy, cx, cy, torch.float64)
     dist = torch.tensor(dists, dtype=torch.float64)
     distorted = (dist != 0).any(-1)
+    depths = None
+    with_depth = [f.depth is not None for f in frames]
+    if any(with_depth):
+        if not all(with_depth):
+            raise ViewsError(f"{frames[with_depth.index(False)].where}: no 'depth_file_path' while other frames have one; give depth for every frame or none")
+        if distorted.any():
+            raise ViewsError(f"{path}: depth maps with distorted cameras are not supported (undistort the images and depth first)")
+        depths = load_depths([f.depth for f in frames], img_w, img_h, frames[0].depth_scale)
     if distorted.any():
         images[distorted] = undistort_images(images[distorted], K[distorted], dist[distorted], "OPENCV")
     try:
         cams = Cameras.from_opengl_c2w(torch.tensor(c2w, dtype=torch.float64), K, img_w, img_h, [p.stem for p in paths])
     except CameraError as exc:
         raise ViewsError(f"{path}: {exc}") from None
-    return PosedViews(images, cams, [str(p) for p in paths])
+    return PosedViews(images, cams, [str(p) for p in paths], depths)
 
 
-def transforms_dict(cameras: Cameras, image_paths: Sequence[str | os.PathLike], root: str | os.PathLike) -> dict:
+def transforms_dict(cameras: Cameras, image_paths: Sequence[str | os.PathLike], root: str | os.PathLike,
+                    depth_paths: Sequence[str | os.PathLike] | None = None) -> dict:
     """The ``transforms.json`` content for ``cameras`` (pinhole, ``camera_model`` "OPENCV" with no
     distortion): intrinsics at the top level when every view shares them, else inside each frame;
-    ``file_path`` relative to ``root`` with '/' separators; OpenGL c2w matrices.
+    ``file_path`` relative to ``root`` with '/' separators; OpenGL c2w matrices. With
+    ``depth_paths`` (depth maps in metres, :mod:`.depths`) each frame gets a ``depth_file_path``
+    and the top level ``depth_unit_scale_factor`` 1.0.
 
     Raises:
         ViewsError: the number of paths differs from the number of cameras.
     """
     if len(image_paths) != len(cameras):
         raise ViewsError(f"{len(image_paths)} image paths for {len(cameras)} cameras")
+    if depth_paths is not None and len(depth_paths) != len(cameras):
+        raise ViewsError(f"{len(depth_paths)} depth map paths for {len(cameras)} cameras")
     K = cameras.K.double()
 
     def intr(k) -> dict:
@@ -87,11 +103,15 @@ def transforms_dict(cameras: Cameras, image_paths: Sequence[str | os.PathLike], 
     out: dict = {"camera_model": "OPENCV", "w": cameras.width, "h": cameras.height}
     if shared:
         out.update(intr(K[0]))
+    if depth_paths is not None:
+        out["depth_unit_scale_factor"] = 1.0
     c2w = cameras.opengl_c2w().double()
     frames = []
     for i, p in enumerate(image_paths):
         rel = Path(os.path.relpath(os.path.abspath(p), os.path.abspath(root))).as_posix()
         frame = {"file_path": rel, "transform_matrix": c2w[i].tolist()}
+        if depth_paths is not None:
+            frame["depth_file_path"] = Path(os.path.relpath(os.path.abspath(depth_paths[i]), os.path.abspath(root))).as_posix()
         if not shared:
             frame.update(intr(K[i]))
         frames.append(frame)
@@ -99,7 +119,8 @@ def transforms_dict(cameras: Cameras, image_paths: Sequence[str | os.PathLike], 
     return out
 
 
-def write_transforms_json(path: str | os.PathLike, cameras: Cameras, image_paths: Sequence[str | os.PathLike]) -> None:
+def write_transforms_json(path: str | os.PathLike, cameras: Cameras, image_paths: Sequence[str | os.PathLike],
+                          depth_paths: Sequence[str | os.PathLike] | None = None) -> None:
     """Write ``cameras`` and their images' paths as a nerfstudio ``transforms.json`` (see
     :func:`transforms_dict`; readable back with :func:`read_transforms_json`). Written to a
     temporary file in the same folder, then renamed.
@@ -108,6 +129,6 @@ def write_transforms_json(path: str | os.PathLike, cameras: Cameras, image_paths
         ViewsError: mismatched counts, or the file cannot be written.
     """
     path = Path(path)
-    text = json.dumps(transforms_dict(cameras, image_paths, path.parent), indent=2)
+    text = json.dumps(transforms_dict(cameras, image_paths, path.parent, depth_paths), indent=2)
     with atomic_write(path, error=views_error) as fh:
         fh.write((text + "\n").encode("utf-8"))
