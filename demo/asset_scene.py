@@ -374,7 +374,7 @@ def render_views(out_dir, cameras: list, *, context: int | None = None) -> Path:
         scene = bpy.context.scene
         r = scene.render
         size = (r.resolution_x * r.resolution_percentage // 100, r.resolution_y * r.resolution_percentage // 100)
-        views, rendered = _views.render_views(scene, cameras, size[0], size[1], tmp / "images")
+        views, rendered, _ = _views.render_views(scene, cameras, size[0], size[1], tmp / "images")
         paths = []
         for v, p in zip(views, rendered):
             paths.append(p.with_name(_views.safe_name(v.name) + p.suffix))

@@ -163,11 +163,14 @@ def project(view: CameraView, points: np.ndarray) -> np.ndarray:
     return uv[:, :2] / uv[:, 2:3]
 
 
-def transforms_dict(views: Sequence[CameraView], image_paths: Sequence[str | os.PathLike], root: str | os.PathLike) -> dict:
+def transforms_dict(views: Sequence[CameraView], image_paths: Sequence[str | os.PathLike], root: str | os.PathLike,
+                    depth_paths: Sequence[str | os.PathLike] | None = None) -> dict:
     """nerfstudio ``transforms.json`` content, the same keys as
     ``resplat.views.transforms_json.transforms_dict``: ``camera_model`` "OPENCV", ``w``, ``h``,
     and per frame ``file_path`` (relative to ``root``, '/' separators), ``transform_matrix``
-    (OpenGL c2w), ``fl_x``, ``fl_y``, ``cx``, ``cy`` (pixels).
+    (OpenGL c2w), ``fl_x``, ``fl_y``, ``cx``, ``cy`` (pixels); with ``depth_paths`` (``.npy``
+    z-depth in metres, :mod:`.depth_pass`) also ``depth_file_path`` per frame and
+    ``depth_unit_scale_factor`` 1.0.
 
     Raises:
         ResplatError: no views, mismatched counts, or views of different sizes.
@@ -176,25 +179,35 @@ def transforms_dict(views: Sequence[CameraView], image_paths: Sequence[str | os.
         raise ResplatError("no cameras to write")
     if len(image_paths) != len(views):
         raise ResplatError(f"{len(image_paths)} image paths for {len(views)} cameras")
+    if depth_paths is not None and len(depth_paths) != len(views):
+        raise ResplatError(f"{len(depth_paths)} depth map paths for {len(views)} cameras")
     sizes = {(v.width, v.height) for v in views}
     if len(sizes) != 1:
         raise ResplatError(f"cameras have different image sizes {sorted(sizes)}")
+    def rel(p) -> str:
+        return Path(os.path.relpath(os.path.abspath(p), os.path.abspath(root))).as_posix()
+
     frames = []
-    for v, p in zip(views, image_paths):
-        rel = Path(os.path.relpath(os.path.abspath(p), os.path.abspath(root))).as_posix()
-        frames.append({"file_path": rel, "transform_matrix": v.c2w.tolist(), "fl_x": float(v.K[0, 0]),
+    for i, (v, p) in enumerate(zip(views, image_paths)):
+        frames.append({"file_path": rel(p), "transform_matrix": v.c2w.tolist(), "fl_x": float(v.K[0, 0]),
                        "fl_y": float(v.K[1, 1]), "cx": float(v.K[0, 2]), "cy": float(v.K[1, 2])})
-    return {"camera_model": "OPENCV", "w": views[0].width, "h": views[0].height, "frames": frames}
+        if depth_paths is not None:
+            frames[-1]["depth_file_path"] = rel(depth_paths[i])
+    out = {"camera_model": "OPENCV", "w": views[0].width, "h": views[0].height, "frames": frames}
+    if depth_paths is not None:
+        out["depth_unit_scale_factor"] = 1.0
+    return out
 
 
-def write_transforms_json(path: str | os.PathLike, views: Sequence[CameraView], image_paths: Sequence[str | os.PathLike]) -> None:
+def write_transforms_json(path: str | os.PathLike, views: Sequence[CameraView], image_paths: Sequence[str | os.PathLike],
+                          depth_paths: Sequence[str | os.PathLike] | None = None) -> None:
     """Write :func:`transforms_dict` to ``path`` atomically (temporary file, then rename).
 
     Raises:
         ResplatError: bad views (see :func:`transforms_dict`) or the file cannot be written.
     """
     path = Path(path)
-    text = json.dumps(transforms_dict(views, image_paths, path.parent), indent=2)
+    text = json.dumps(transforms_dict(views, image_paths, path.parent, depth_paths), indent=2)
     with atomic_write(path, error=lambda p, problem: ResplatError(f"{p}: {problem}")) as fh:
         fh.write((text + "\n").encode("utf-8"))
 

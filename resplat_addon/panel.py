@@ -32,6 +32,7 @@ class VIEW3D_PT_resplat(bpy.types.Panel):
             row = col.row(align=True)
             row.prop(s, "width")
             row.prop(s, "height")
+            col.prop(s, "depth_pass")
         elif s.views == "FOLDER":
             col.prop(s, "image_folder")
         col.prop(s, "model")

@@ -98,13 +98,14 @@ def install_commands(base_python: str, venv: str | os.PathLike, runtime_parent: 
 
 def runtime_command(python: str, command: str, views: str, out: str, *, checkpoint: str = "", iterations: int = 4,
                     steps: int = 0, prune_opacity: float = 0.005, init: str = "", random_count: int = 20000,
-                    device: str = "auto", preview_dir: str = "", extra: tuple[str, ...] = ()) -> list[str]:
+                    depth_init: bool = False, device: str = "auto", preview_dir: str = "", extra: tuple[str, ...] = ()) -> list[str]:
     """The ``python -m resplat`` command line of one job.
 
     Args:
         command: "reconstruct" (``checkpoint`` file, "" for the runtime's embedded model;
             ``iterations``, ``prune_opacity``, and ``steps`` optimisation steps of the polish) or
-            "optimize" (``steps``; ``init`` file, else ``--random random_count``).
+            "optimize" (``steps``; ``init`` file, else ``--depth-init random_count`` when
+            ``depth_init`` (the views carry depth maps), else ``--random random_count``).
         views: transforms.json path; out: output .ply path; preview_dir: "" for none.
     """
     cmd = [python, "-m", "resplat", command, views, "--out", out, "--device", device, "--progress", "jsonl"]
@@ -112,7 +113,8 @@ def runtime_command(python: str, command: str, views: str, out: str, *, checkpoi
         cmd += (["--checkpoint", checkpoint] if checkpoint else []) + [
             "--iterations", str(iterations), "--prune-opacity", f"{prune_opacity:g}", "--optimize-steps", str(steps)]
     else:
-        cmd += ["--steps", str(steps)] + (["--init", init] if init else ["--random", str(random_count)])
+        start = ["--init", init] if init else ["--depth-init" if depth_init else "--random", str(random_count)]
+        cmd += ["--steps", str(steps)] + start
     if preview_dir:
         cmd += ["--preview-dir", preview_dir]
     return cmd + list(extra)

@@ -4,7 +4,7 @@ which model reconstructs them and how the runtime runs (issue 5 item 3)."""
 from __future__ import annotations
 
 import bpy
-from bpy.props import EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from .preferences import DEVICES
 
@@ -14,7 +14,8 @@ FALLBACK_STEPS = 500
 MODELS = (("EMBEDDED", "Embedded (tiny, default)",
            "The small ReSplat model shipped with the runtime (resplat/model/weights/tiny.safetensors)"),
           ("CHECKPOINT", "Checkpoint File", "A ReSplat checkpoint: the file below, else the preferences' checkpoint"),
-          ("OPTIMIZE", "Optimisation Only", "No model: 3DGS optimisation from random Gaussians"))
+          ("OPTIMIZE", "Optimisation Only",
+           "No model: 3DGS optimisation from random Gaussians (from the depth pass when it is on)"))
 
 
 class ResplatSceneSettings(bpy.types.PropertyGroup):
@@ -28,6 +29,10 @@ class ResplatSceneSettings(bpy.types.PropertyGroup):
         ("RENDER", "Render", "Render each camera with the scene's engine (Standard view transform)"),
         ("BACKGROUND", "Background Images", "Each camera's background image"),
         ("FOLDER", "Image Folder", "Images in a folder named after the cameras")))
+    depth_pass: BoolProperty(name="Depth Pass", default=False,
+                             description="Also render each camera's Z pass (z-depth in metres) and send it with the "
+                                         "views; Optimisation Only then starts from splats on these surfaces "
+                                         "instead of random ones")
     image_folder: StringProperty(name="Folder", subtype="DIR_PATH", default="")
     width: IntProperty(name="Width", default=256, min=16, max=4096, subtype="PIXEL")
     height: IntProperty(name="Height", default=256, min=16, max=4096, subtype="PIXEL")
@@ -43,8 +48,9 @@ class ResplatSceneSettings(bpy.types.PropertyGroup):
     checkpoint: StringProperty(name="Checkpoint", subtype="FILE_PATH", default="",
                                description="Checkpoint for Model: Checkpoint File (empty: the preferences' checkpoint)")
     device: EnumProperty(name="Device", items=(("PREFS", "Preferences", "The preferences' device"), *DEVICES), default="PREFS")
-    random_count: IntProperty(name="Random Gaussians", default=20000, min=1, max=10_000_000,
-                              description="Initial Gaussians of Optimisation Only")
+    random_count: IntProperty(name="Initial Gaussians", default=20000, min=1, max=10_000_000,
+                              description="Initial Gaussians of Optimisation Only: random in the cameras' common "
+                                          "view, or on the depth pass's surfaces")
 
 
 def register():

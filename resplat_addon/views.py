@@ -18,6 +18,7 @@ from pathlib import Path
 import bpy
 
 from .cameras import CameraView, camera_view, write_transforms_json
+from .depth_pass import depth_capture
 from .runtime_formats import ResplatError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -76,21 +77,26 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "camera"
 
 
-def render_views(scene, cameras: list, width: int, height: int, folder: Path) -> tuple[list[CameraView], list[Path]]:
+def render_views(scene, cameras: list, width: int, height: int, folder: Path,
+                 depth: bool = False) -> tuple[list[CameraView], list[Path], list[Path] | None]:
     """Render each camera at ``width`` x ``height`` (square pixels, 100 %, Standard view
-    transform, 8-bit RGB PNG, so images are sRGB-encoded linear renders) into ``folder``.
+    transform, 8-bit RGB PNG, so images are sRGB-encoded linear renders) into ``folder``; with
+    ``depth`` also its Z pass as ``folder/depth/<i>_<camera>.npy`` (float32 metres, 0 = no
+    surface; :mod:`.depth_pass`).
 
     Returns:
-        (views, image paths) in camera order.
+        (views, image paths, depth map paths or ``None``) in camera order.
 
     Raises:
-        ResplatError: a camera that is not perspective (before any render), bad size.
+        ResplatError: a camera that is not perspective (before any render), bad size, an engine
+            without a depth pass.
     """
     if width <= 0 or height <= 0:
         raise ResplatError(f"render size must be positive, got {width}x{height}")
     views = [camera_view(c, width, height) for c in cameras]
     paths = [folder / f"{i:03d}_{safe_name(c.name)}.png" for i, c in enumerate(cameras)]
-    with saved_render_settings(scene):
+    depth_paths = [folder / "depth" / p.with_suffix(".npy").name for p in paths] if depth else None
+    with saved_render_settings(scene), _maybe_depth(scene, folder, depth) as depth_writer:
         r = scene.render
         r.resolution_x, r.resolution_y, r.resolution_percentage = width, height, 100
         r.pixel_aspect_x = r.pixel_aspect_y = 1.0
@@ -103,10 +109,30 @@ def render_views(scene, cameras: list, width: int, height: int, folder: Path) ->
         for cam, path in zip(cameras, paths):
             scene.camera = cam
             r.filepath = str(path)
+            if depth_writer is not None:
+                depth_writer.before_render()
             bpy.ops.render.render(write_still=True, scene=scene.name)
             if not path.is_file():
                 raise ResplatError(f"rendering camera {cam.name!r} wrote no image")
-    return views, paths
+            if depth_writer is not None:
+                depth_writer.save(cam, depth_paths[paths.index(path)])
+    return views, paths, depth_paths
+
+
+@contextmanager
+def _maybe_depth(scene, folder: Path, depth: bool):
+    """:func:`.depth_pass.depth_capture` into ``folder/depth`` (its temporary EXR files in a
+    sub-folder removed afterwards) when ``depth``, else ``None``."""
+    if not depth:
+        yield None
+        return
+    (folder / "depth").mkdir(exist_ok=True)
+    passes = folder / "depth" / "passes"
+    try:
+        with depth_capture(scene, passes) as writer:
+            yield writer
+    finally:
+        shutil.rmtree(passes, ignore_errors=True)
 
 
 def _image_size(path: str, label: str) -> tuple[int, int]:
@@ -168,17 +194,19 @@ def matched_views(cameras: list, mode: str, folder: str, out: Path) -> tuple[lis
 
 
 def write_views(context, cameras: list, source: str, folder: Path, width: int = 256, height: int = 256,
-                image_folder: str = "") -> Path:
+                image_folder: str = "", depth: bool = False) -> Path:
     """Views of ``cameras`` (``source`` "RENDER", "BACKGROUND" or "FOLDER") and their
-    ``transforms.json`` in ``folder``; returns the json's path.
+    ``transforms.json`` in ``folder``; returns the json's path. ``depth`` (with "RENDER" only)
+    adds each camera's depth pass (``depth_file_path``).
 
     Raises:
         ResplatError: see :func:`render_views` and :func:`matched_views`.
     """
+    depth_paths = None
     if source == "RENDER":
-        views, paths = render_views(context.scene, cameras, width, height, folder)
+        views, paths, depth_paths = render_views(context.scene, cameras, width, height, folder, depth)
     else:
         views, paths = matched_views(cameras, source, image_folder, folder)
     out = folder / "transforms.json"
-    write_transforms_json(out, views, paths)
+    write_transforms_json(out, views, paths, depth_paths)
     return out

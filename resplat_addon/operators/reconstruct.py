@@ -6,7 +6,8 @@ The panel's Model picks the command (:func:`reconstruct_commands`): **Embedded**
 ``resplat reconstruct`` with the runtime's embedded tiny model, **Checkpoint File** the same with
 ``--checkpoint`` (the panel's file, else the preferences'), both with ``--iterations``,
 ``--prune-opacity`` and ``--optimize-steps`` (the polish); **Optimisation Only** runs
-``resplat optimize --random``.
+``resplat optimize --random``, or ``--depth-init`` when the views are rendered with the Depth
+Pass option (splats start on the rendered surfaces).
 
 ``invoke`` runs modally (progress bar, status text, Esc cancels); ``execute`` runs the same
 :class:`ReconstructJob` to the end in place (scripts, background mode). Either way the result is
@@ -48,6 +49,11 @@ def model_checkpoint(settings, prefs) -> str:
     return path
 
 
+def wants_depth(settings) -> bool:
+    """Whether Reconstruct renders a depth pass: the option is on and the views are rendered."""
+    return bool(settings.depth_pass) and settings.views == "RENDER"
+
+
 def reconstruct_commands(python: str, settings, views: str, tmp, checkpoint: str, device: str) -> list[list[str]]:
     """The runtime command lines of one Reconstruct for ``settings.model`` (module docstring);
     ``checkpoint`` from :func:`model_checkpoint`, files in the folder ``tmp`` (a Path). Previews
@@ -56,7 +62,7 @@ def reconstruct_commands(python: str, settings, views: str, tmp, checkpoint: str
     if s.model == "OPTIMIZE":
         steps = s.steps or FALLBACK_STEPS
         return [runtime_command(python, "optimize", views, str(tmp / "optimized.ply"), steps=steps,
-                                random_count=s.random_count, device=device, preview_dir=prev,
+                                random_count=s.random_count, depth_init=wants_depth(s), device=device, preview_dir=prev,
                                 extra=("--preview-every", str(max(1, steps // 4))))]
     return [runtime_command(python, "reconstruct", views, str(tmp / "reconstructed.ply"),
                             checkpoint=checkpoint if s.model == "CHECKPOINT" else "", iterations=s.iterations,
@@ -77,7 +83,8 @@ class ReconstructJob(SplatJob):
     def commands(self, tmp) -> list[list[str]]:
         """Write the views and return the runtime commands (in ``tmp``)."""
         s = self.settings
-        views = str(write_views(self.context, self.cameras, s.views, tmp, s.width, s.height, s.image_folder))
+        views = str(write_views(self.context, self.cameras, s.views, tmp, s.width, s.height, s.image_folder,
+                                depth=wants_depth(s)))
         return reconstruct_commands(self.python, s, views, tmp, self.checkpoint, self.device)
 
     def place_result(self, arrays):
