@@ -66,3 +66,16 @@ def env():
     clear_scene(bpy)
     yield bpy, addon
     clear_scene(bpy)
+
+
+def empty_cycles_scene(bpy, samples: int):
+    """:func:`clear_scene`, every collection removed, Cycles on the CPU with ``samples`` samples;
+    returns the scene."""
+    clear_scene(bpy)
+    for c in list(bpy.data.collections):
+        bpy.data.collections.remove(c)
+    scene = bpy.context.scene
+    scene.render.engine = "CYCLES"
+    scene.cycles.samples = samples
+    scene.cycles.device = "CPU"
+    return scene

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from addon_env import addon_env, clear_scene
+from addon_env import addon_env, clear_scene, empty_cycles_scene
 
 SIZE = 48
 
@@ -30,13 +30,7 @@ def _mod(addon, name):
 @pytest.fixture()
 def env():
     bpy, addon, _ = addon_env()
-    clear_scene(bpy)
-    for c in list(bpy.data.collections):
-        bpy.data.collections.remove(c)
-    scene = bpy.context.scene
-    scene.render.engine = "CYCLES"
-    scene.cycles.samples = 1
-    scene.cycles.device = "CPU"
+    scene = empty_cycles_scene(bpy, 1)
     bpy.ops.mesh.primitive_uv_sphere_add(radius=0.6, location=(0, 0, 0), segments=48, ring_count=24)
     bpy.ops.mesh.primitive_plane_add(size=6, location=(0, 0, -0.6))
     rig = bpy.data.collections.new("Rig")

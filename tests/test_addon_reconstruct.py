@@ -21,7 +21,7 @@ import time
 import numpy as np
 import pytest
 
-from addon_env import addon_env, clear_scene
+from addon_env import addon_env, clear_scene, empty_cycles_scene
 from resplat.formats import read_splat_arrays
 
 FIELDS = ("means", "quats", "log_scales", "logit_opacities", "sh")
@@ -38,13 +38,7 @@ def _jobs_left():
 @pytest.fixture()
 def env():
     bpy, addon, _ = addon_env()
-    clear_scene(bpy)
-    for c in list(bpy.data.collections):
-        bpy.data.collections.remove(c)
-    scene = bpy.context.scene
-    scene.render.engine = "CYCLES"
-    scene.cycles.samples = 4
-    scene.cycles.device = "CPU"
+    scene = empty_cycles_scene(bpy, 4)
     mat = bpy.data.materials.new("checker")
     mat.use_nodes = True
     nt = mat.node_tree
