@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .cameras import c2w_without_scale, opengl_c2w_from_w2c
-from .runtime_formats import ResplatError, viewfiles
+from .cameras import CameraView, c2w_without_scale, opengl_c2w_from_w2c
+from .runtime_formats import ResplatError, errors, viewfiles
 
 _colmap = viewfiles.colmap_model
 
@@ -178,10 +178,41 @@ def finish_cameras(source: CameraSource, image_sizes: list[tuple[int, int]]) -> 
     if distorted:
         models = sorted({c.distortion_model for c in distorted})
         warnings.append(f"{len(distorted)} of {len(cams)} cameras have lens distortion ({', '.join(models)}): imported as "
-                        "pinhole cameras with distorted background images (coefficients in resplat_distortion)")
+                        "pinhole cameras with the photos as they are as background images (coefficients in resplat_distortion); "
+                        "Reconstruct from Background Images has the runtime undistort them")
     ratio = max(abs(c.K[1, 1] / c.K[0, 0] - 1) for c in cams)
     if ratio > 1e-6:
         worst = max(cams, key=lambda c: abs(c.K[1, 1] / c.K[0, 0] - 1))
         warnings.append(f"fy differs from fx by up to {100 * ratio:.3g}% (camera {worst.name!r}); Blender cameras have "
-                        "square pixels, so fx is used (fx, fy, cx, cy kept in resplat_intrinsics)")
+                        "square pixels, so fx is used (fx, fy, cx, cy kept in resplat_intrinsics, which Reconstruct uses)")
     return FinishedImport(cams, sizes[0] if len(sizes) == 1 else None, warnings)
+
+
+def exact_view(obj, view: CameraView) -> CameraView:
+    """``view`` (read from the Blender camera ``obj``) with the exact intrinsics and lens
+    distortion that :mod:`.operators.import_cameras` kept in ``obj``'s custom properties
+    (``resplat_intrinsics`` fx, fy, cx, cy; ``resplat_distortion_model`` / ``resplat_distortion``),
+    so the runtime undistorts the photo (``transforms.json`` k1..k3, p1, p2) instead of taking the
+    square-pixel pinhole approximation Blender shows. Used only while the camera is as imported:
+    same image size, and fx, cx, cy of the Blender camera within 1e-4 (relative) of the stored
+    ones; otherwise ``view`` is returned unchanged.
+
+    Raises:
+        ResplatError: stored distortion of an unknown model or length (names the camera).
+    """
+    if "resplat_intrinsics" not in obj or (obj.get("resplat_width"), obj.get("resplat_height")) != (view.width, view.height):
+        return view
+    fx, fy, cx, cy = (float(v) for v in obj["resplat_intrinsics"])
+    K = view.K
+    tol = 1e-4 * max(fx, 1.0)
+    if abs(K[0, 0] - fx) > tol or abs(K[0, 2] - cx) > tol or abs(K[1, 2] - cy) > tol:
+        return view
+    dist = ()
+    if "resplat_distortion" in obj:
+        try:
+            dist = tuple(viewfiles.opencv5([float(c) for c in obj["resplat_distortion"]],
+                                           str(obj.get("resplat_distortion_model", "OPENCV"))))
+        except errors.ViewsError as e:
+            raise ResplatError(f"camera {obj.name!r}: {e}") from None
+    exact = np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+    return CameraView(view.name, exact, view.c2w, view.width, view.height, dist)

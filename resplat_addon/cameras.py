@@ -43,6 +43,8 @@ class CameraView:
         K: [3, 3] float64 intrinsics in pixels (half-integer pixel centres).
         c2w: [4, 4] float64 OpenGL camera-to-world matrix, rotation orthonormal (metres).
         width, height: image size in pixels.
+        distortion: OpenCV (k1, k2, p1, p2, k3) of the image as it is, or () for a pinhole
+            image (the runtime undistorts to ``K``; :func:`.camera_import.exact_view`).
     """
 
     name: str
@@ -50,6 +52,7 @@ class CameraView:
     c2w: np.ndarray
     width: int
     height: int
+    distortion: tuple = ()
 
 
 def intrinsics(lens: float, sensor_width: float, sensor_height: float, sensor_fit: str, width: int, height: int,
@@ -168,7 +171,8 @@ def transforms_dict(views: Sequence[CameraView], image_paths: Sequence[str | os.
     """nerfstudio ``transforms.json`` content, the same keys as
     ``resplat.views.transforms_json.transforms_dict``: ``camera_model`` "OPENCV", ``w``, ``h``,
     and per frame ``file_path`` (relative to ``root``, '/' separators), ``transform_matrix``
-    (OpenGL c2w), ``fl_x``, ``fl_y``, ``cx``, ``cy`` (pixels); with ``depth_paths`` (``.npy``
+    (OpenGL c2w), ``fl_x``, ``fl_y``, ``cx``, ``cy`` (pixels), ``k1, k2, p1, p2, k3`` for a view
+    with distortion; with ``depth_paths`` (``.npy``
     z-depth in metres, :mod:`.depth_pass`) also ``depth_file_path`` per frame and
     ``depth_unit_scale_factor`` 1.0.
 
@@ -191,6 +195,8 @@ def transforms_dict(views: Sequence[CameraView], image_paths: Sequence[str | os.
     for i, (v, p) in enumerate(zip(views, image_paths)):
         frames.append({"file_path": rel(p), "transform_matrix": v.c2w.tolist(), "fl_x": float(v.K[0, 0]),
                        "fl_y": float(v.K[1, 1]), "cx": float(v.K[0, 2]), "cy": float(v.K[1, 2])})
+        if any(c != 0 for c in v.distortion):
+            frames[-1].update(zip(("k1", "k2", "p1", "p2", "k3"), map(float, v.distortion)))
         if depth_paths is not None:
             frames[-1]["depth_file_path"] = rel(depth_paths[i])
     out = {"camera_model": "OPENCV", "w": views[0].width, "h": views[0].height, "frames": frames}

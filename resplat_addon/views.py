@@ -17,6 +17,7 @@ from pathlib import Path
 
 import bpy
 
+from .camera_import import exact_view
 from .cameras import CameraView, camera_view, write_transforms_json
 from .depth_pass import depth_capture
 from .runtime_formats import ResplatError
@@ -171,6 +172,8 @@ def _matched_path(cam, mode: str, folder: str) -> str:
 
 def matched_views(cameras: list, mode: str, folder: str, out: Path) -> tuple[list[CameraView], list[Path]]:
     """Copy the image matched to each camera (``mode`` "BACKGROUND" or "FOLDER") into ``out``.
+    Cameras made by the camera import keep their exact intrinsics and lens distortion
+    (:func:`.camera_import.exact_view`): the runtime undistorts those photos.
 
     Raises:
         ResplatError: a camera without an image, an unreadable image, images of different sizes,
@@ -186,7 +189,7 @@ def matched_views(cameras: list, mode: str, folder: str, out: Path) -> tuple[lis
         raise ResplatError(f"images have different sizes: {sources[0]} is {sizes[0][0]}x{sizes[0][1]}, "
                            f"{sources[odd]} (camera {cameras[odd].name!r}) is {sizes[odd][0]}x{sizes[odd][1]}")
     w, h = sizes[0]
-    views = [camera_view(c, w, h) for c in cameras]
+    views = [exact_view(c, camera_view(c, w, h)) for c in cameras]
     paths = [out / f"{i:03d}_{safe_name(c.name)}{os.path.splitext(p)[1].lower()}" for i, (c, p) in enumerate(zip(cameras, sources))]
     for src, dst in zip(sources, paths):
         shutil.copyfile(src, dst)

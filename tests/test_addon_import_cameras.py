@@ -21,7 +21,7 @@ from PIL import Image
 
 from addon_env import addon_env, clear_scene
 from resplat.cameras import Cameras
-from resplat.views import ColmapCamera, ColmapImage, read_views, write_colmap_model, write_transforms_json
+from resplat.views import ColmapCamera, ColmapImage, load_image, read_views, write_colmap_model, write_transforms_json
 from resplat.views.colmap import rotmat_to_qvec
 
 W, H = 40, 30
@@ -216,6 +216,35 @@ def test_imported_cameras_feed_reconstruct_views(env, tmp_path):
     np.testing.assert_allclose(got.cameras.w2c.numpy(), ref.cameras.w2c.numpy(), atol=1e-5)
     np.testing.assert_allclose(got.cameras.K.numpy(), ref.cameras.K.numpy(), atol=1e-4)
     assert torch.equal(got.images, ref.images)
+
+
+@pytest.mark.parametrize("model, params", [("OPENCV", (33.0, 34.5, 20.5, 14.0, -0.12, 0.02, 0.002, -0.001)),
+                                           ("SIMPLE_RADIAL", (33.0, 19.0, 15.5, 0.08))])
+def test_distorted_photos_reach_the_runtime_undistorted_with_exact_intrinsics(env, tmp_path, model, params):
+    """Blender shows a square-pixel pinhole camera, but Reconstruct from the background images
+    gives the runtime the model's exact fx, fy, cx, cy and distortion: the views it reads are
+    the ones it reads from the COLMAP model itself (undistorted photos, same K). A camera
+    changed after the import falls back to what Blender shows."""
+    bpy, addon = env
+    root = _colmap_project(tmp_path / "lens", [ColmapCamera(1, model, W, H, params)], n=3)
+    assert bpy.ops.import_scene.resplat_cameras(filepath=str(root)) == {"FINISHED"}
+    s = bpy.context.scene.resplat
+    views = _mod(addon, "views")
+    cams = views.cameras_from(bpy.context, s.cameras, s.collection)
+    (tmp_path / "job").mkdir()
+    js = views.write_views(bpy.context, cams, s.views, tmp_path / "job")
+    frame = json.loads(js.read_text())["frames"][0]
+    assert frame["k1"] == params[4 if model == "OPENCV" else 3]
+    got, ref = read_views(js), read_views(root)
+    np.testing.assert_allclose(got.cameras.K.numpy(), ref.cameras.K.numpy(), atol=1e-9)
+    np.testing.assert_allclose(got.cameras.w2c.numpy(), ref.cameras.w2c.numpy(), atol=1e-5)
+    np.testing.assert_allclose(got.images.numpy(), ref.images.numpy(), atol=1e-6)
+    raw = torch.stack([load_image(p) for p in sorted((root / "images").iterdir())])
+    assert (got.images - raw).abs().max() > 0.1  # the undistortion did move pixels
+    cams[0].data.lens *= 1.1  # edited after the import: Blender's camera wins, no distortion
+    (tmp_path / "job2").mkdir()
+    frame = json.loads(views.write_views(bpy.context, cams, s.views, tmp_path / "job2").read_text())["frames"][0]
+    assert "k1" not in frame and frame["fl_x"] == pytest.approx(params[0] * 1.1, rel=1e-5)
 
 
 def test_sizes_distortion_and_aspect_are_reported(env, tmp_path):

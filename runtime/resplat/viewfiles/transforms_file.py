@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ViewsError
+from .distortion import OPENCV_KEYS as DIST_KEYS
 
 #: ``camera_model`` values that are pinhole cameras, optionally with OpenCV distortion.
 PINHOLE_MODELS = ("OPENCV", "PINHOLE", "SIMPLE_PINHOLE", "PERSPECTIVE")
-DIST_KEYS = ("k1", "k2", "p1", "p2", "k3")
 INTRINSIC_KEYS = ("fl_x", "fl_y", "cx", "cy", "w", "h", "camera_angle_x", "camera_angle_y", "camera_model", *DIST_KEYS, "k4")
 #: nerfstudio's ``depth_unit_scale_factor`` when the file gives none (depth PNGs in millimetres).
 DEFAULT_DEPTH_SCALE = 1e-3

@@ -22,13 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ViewsError
-
-#: Number of coefficients each supported model takes, and where they go in (k1, k2, p1, p2, k3).
-DISTORTION_MODELS = {
-    "OPENCV": ((4, 5), (0, 1, 2, 3, 4)),  # k1, k2, p1, p2[, k3]
-    "RADIAL": ((2,), (0, 1)),  # k1, k2
-    "SIMPLE_RADIAL": ((1,), (0,)),  # k
-}
+from ..viewfiles.distortion import DISTORTION_MODELS
 
 
 def opencv_coefficients(dist: Sequence[float] | Tensor, model: str = "OPENCV", dtype=torch.float64) -> Tensor:
