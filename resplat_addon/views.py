@@ -107,7 +107,7 @@ def render_views(scene, cameras: list, width: int, height: int, folder: Path,
         r.image_settings.color_mode, r.image_settings.color_depth = "RGB", "8"
         vs = scene.view_settings
         vs.view_transform, vs.look, vs.exposure, vs.gamma, vs.use_curve_mapping = "Standard", "None", 0.0, 1.0, False
-        for cam, path in zip(cameras, paths):
+        for i, (cam, path) in enumerate(zip(cameras, paths)):
             scene.camera = cam
             r.filepath = str(path)
             if depth_writer is not None:
@@ -116,7 +116,7 @@ def render_views(scene, cameras: list, width: int, height: int, folder: Path,
             if not path.is_file():
                 raise ResplatError(f"rendering camera {cam.name!r} wrote no image")
             if depth_writer is not None:
-                depth_writer.save(cam, depth_paths[paths.index(path)])
+                depth_writer.save(cam, depth_paths[i])
     return views, paths, depth_paths
 
 
