@@ -169,3 +169,16 @@ def test_load_depth_cleans_invalid_values(tmp_path):
     d = np.array([[1.5, np.nan], [-2.0, np.inf]], np.float32)
     np.save(tmp_path / "d.npy", d)
     np.testing.assert_array_equal(load_depth(tmp_path / "d.npy").numpy(), [[1.5, 0], [0, 0]])
+
+
+def test_load_scene_reads_depth_with_or_without_depth_file_path(scene, tmp_path):
+    from resplat.data import load_scene
+
+    new = load_scene(scene)
+    dst, meta = _copy(scene, tmp_path)  # a dataset written before frames listed their depth maps
+    for f in meta["frames"]:
+        del f["depth_file_path"]
+    (dst / "transforms.json").write_text(json.dumps(meta))
+    old = load_scene(dst)
+    assert torch.equal(new.depths, old.depths) and new.depths.shape == (6, 1, 48, 64)
+    assert new.context == old.context and new.target == old.target

@@ -117,7 +117,10 @@ def load_scene(path: str | os.PathLike) -> SceneSample:
     meta = _read_json(meta_path, "not a synthetic scene folder")
     views = read_views(path / "transforms.json")
     v, _, h, w = views.images.shape
-    depths = []
+    if views.depths is not None:  # the frames list depth_file_path (datasets written since it was added)
+        return SceneSample(views.images, views.depths, views.cameras, _indices(meta, "context", v, meta_path),
+                           _indices(meta, "target", v, meta_path), str(path))
+    depths = []  # older datasets: depth/<image stem>.npy beside the images
     for i in range(v):
         dp = path / "depth" / f"{Path(views.paths[i]).stem}.npy"
         try:
