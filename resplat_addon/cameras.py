@@ -29,7 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .runtime_formats import ResplatError, atomic_write
+from .runtime_formats import ResplatError, atomic_write, viewfiles
 
 SENSOR_FITS = ("AUTO", "HORIZONTAL", "VERTICAL")
 
@@ -168,11 +168,11 @@ def project(view: CameraView, points: np.ndarray) -> np.ndarray:
 
 def transforms_dict(views: Sequence[CameraView], image_paths: Sequence[str | os.PathLike], root: str | os.PathLike,
                     depth_paths: Sequence[str | os.PathLike] | None = None) -> dict:
-    """nerfstudio ``transforms.json`` content, the same keys as
-    ``resplat.views.transforms_json.transforms_dict``: ``camera_model`` "OPENCV", ``w``, ``h``,
-    and per frame ``file_path`` (relative to ``root``, '/' separators), ``transform_matrix``
-    (OpenGL c2w), ``fl_x``, ``fl_y``, ``cx``, ``cy`` (pixels), ``k1, k2, p1, p2, k3`` for a view
-    with distortion; with ``depth_paths`` (``.npy``
+    """nerfstudio ``transforms.json`` content, written by the runtime's own torch-free
+    ``resplat.viewfiles.transforms_file.transforms_document``: ``camera_model`` "OPENCV", ``w``,
+    ``h``, and per frame ``file_path`` (relative to ``root``, '/' separators),
+    ``transform_matrix`` (OpenGL c2w), ``fl_x``, ``fl_y``, ``cx``, ``cy`` (pixels, always per
+    frame), ``k1, k2, p1, p2, k3`` for a view with distortion; with ``depth_paths`` (``.npy``
     z-depth in metres, :mod:`.depth_pass`) also ``depth_file_path`` per frame and
     ``depth_unit_scale_factor`` 1.0.
 
@@ -181,28 +181,14 @@ def transforms_dict(views: Sequence[CameraView], image_paths: Sequence[str | os.
     """
     if not views:
         raise ResplatError("no cameras to write")
-    if len(image_paths) != len(views):
-        raise ResplatError(f"{len(image_paths)} image paths for {len(views)} cameras")
-    if depth_paths is not None and len(depth_paths) != len(views):
-        raise ResplatError(f"{len(depth_paths)} depth map paths for {len(views)} cameras")
     sizes = {(v.width, v.height) for v in views}
     if len(sizes) != 1:
         raise ResplatError(f"cameras have different image sizes {sorted(sizes)}")
-    def rel(p) -> str:
-        return Path(os.path.relpath(os.path.abspath(p), os.path.abspath(root))).as_posix()
-
-    frames = []
-    for i, (v, p) in enumerate(zip(views, image_paths)):
-        frames.append({"file_path": rel(p), "transform_matrix": v.c2w.tolist(), "fl_x": float(v.K[0, 0]),
-                       "fl_y": float(v.K[1, 1]), "cx": float(v.K[0, 2]), "cy": float(v.K[1, 2])})
-        if any(c != 0 for c in v.distortion):
-            frames[-1].update(zip(("k1", "k2", "p1", "p2", "k3"), map(float, v.distortion)))
-        if depth_paths is not None:
-            frames[-1]["depth_file_path"] = rel(depth_paths[i])
-    out = {"camera_model": "OPENCV", "w": views[0].width, "h": views[0].height, "frames": frames}
-    if depth_paths is not None:
-        out["depth_unit_scale_factor"] = 1.0
-    return out
+    intrinsics = [(v.K[0, 0], v.K[1, 1], v.K[0, 2], v.K[1, 2]) for v in views]
+    return viewfiles.transforms_document(image_paths, [v.c2w for v in views], intrinsics, views[0].width,
+                                         views[0].height, root, depth_paths=depth_paths,
+                                         distortions=[v.distortion for v in views],
+                                         share_intrinsics=False)
 
 
 def write_transforms_json(path: str | os.PathLike, views: Sequence[CameraView], image_paths: Sequence[str | os.PathLike],

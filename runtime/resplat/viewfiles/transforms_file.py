@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from ..errors import ViewsError
 from .distortion import OPENCV_KEYS as DIST_KEYS
@@ -181,3 +183,54 @@ def read_frames(path: Path) -> list[TransformsFrame]:
         keys = {**top, **{k: frame[k] for k in INTRINSIC_KEYS if k in frame}}
         frames.append(TransformsFrame(where, image, c2w, keys, depth, scale))
     return frames
+
+
+def relative_posix(path, root) -> str:
+    """``path`` relative to the folder ``root``, with '/' separators (a ``file_path`` value)."""
+    return Path(os.path.relpath(os.path.abspath(path), os.path.abspath(root))).as_posix()
+
+
+def transforms_document(image_paths: Sequence, c2w: Sequence, intrinsics: Sequence, width: int, height: int, root, *,
+                        depth_paths: Sequence | None = None, distortions: Sequence | None = None,
+                        share_intrinsics: bool = True) -> dict:
+    """The ``transforms.json`` content (the format of the module docstring) for V views: the
+    writer shared by :func:`resplat.views.write_transforms_json` and the Blender extension.
+
+    Args:
+        image_paths: V image files; written as ``file_path`` relative to ``root``.
+        c2w: V OpenGL camera-to-world 4x4 matrices (nested lists or arrays), metres.
+        intrinsics: V (fx, fy, cx, cy) in pixels; at the top level when ``share_intrinsics`` and
+            every view has the same ones, else inside each frame.
+        width, height: the one image size ``w``, ``h`` (pixels); ``camera_model`` is "OPENCV".
+        depth_paths: optional V depth maps in metres: ``depth_file_path`` per frame and
+            ``depth_unit_scale_factor`` 1.0.
+        distortions: optional V OpenCV (k1, k2, p1, p2, k3) (or () for none); a view with any
+            non-zero coefficient gets them as frame keys.
+
+    Raises:
+        ViewsError: the numbers of paths, poses, intrinsics, depth maps or distortions differ.
+    """
+    v = len(image_paths)
+    for name, seq in (("poses", c2w), ("intrinsics", intrinsics), ("depth map paths", depth_paths),
+                      ("distortions", distortions)):
+        if seq is not None and len(seq) != v:
+            raise ViewsError(f"{len(seq)} {name} for {v} image paths")
+    intr = [dict(zip(("fl_x", "fl_y", "cx", "cy"), map(float, k))) for k in intrinsics]
+    shared = share_intrinsics and all(k == intr[0] for k in intr)
+    out: dict = {"camera_model": "OPENCV", "w": int(width), "h": int(height)}
+    if shared and intr:
+        out.update(intr[0])
+    if depth_paths is not None:
+        out["depth_unit_scale_factor"] = 1.0
+    frames = []
+    for i, p in enumerate(image_paths):
+        frame = {"file_path": relative_posix(p, root), "transform_matrix": [[float(x) for x in row] for row in c2w[i]]}
+        if not shared:
+            frame.update(intr[i])
+        if distortions is not None and any(c != 0 for c in distortions[i]):
+            frame.update(zip(DIST_KEYS, map(float, distortions[i])))
+        if depth_paths is not None:
+            frame["depth_file_path"] = relative_posix(depth_paths[i], root)
+        frames.append(frame)
+    out["frames"] = frames
+    return out

@@ -18,7 +18,8 @@ import torch
 from ..cameras import Cameras, intrinsics_matrix
 from ..errors import CameraError, ViewsError
 from ..formats.atomic import atomic_write
-from ..viewfiles.transforms_file import PINHOLE_MODELS, frame_intrinsics, read_frames  # noqa: F401 (re-exported)
+from ..viewfiles.transforms_file import (PINHOLE_MODELS, frame_intrinsics, read_frames,  # noqa: F401 (re-exported)
+                                         transforms_document)
 from .depths import load_depths
 from .images import load_images, views_error
 from .posed import PosedViews
@@ -87,36 +88,17 @@ def transforms_dict(cameras: Cameras, image_paths: Sequence[str | os.PathLike], 
     ``depth_paths`` (depth maps in metres, :mod:`.depths`) each frame gets a ``depth_file_path``
     and the top level ``depth_unit_scale_factor`` 1.0.
 
+    Built by :func:`resplat.viewfiles.transforms_file.transforms_document`.
+
     Raises:
-        ViewsError: the number of paths differs from the number of cameras.
+        ViewsError: the number of image or depth paths differs from the number of cameras.
     """
     if len(image_paths) != len(cameras):
         raise ViewsError(f"{len(image_paths)} image paths for {len(cameras)} cameras")
-    if depth_paths is not None and len(depth_paths) != len(cameras):
-        raise ViewsError(f"{len(depth_paths)} depth map paths for {len(cameras)} cameras")
     K = cameras.K.double()
-
-    def intr(k) -> dict:
-        return {"fl_x": float(k[0, 0]), "fl_y": float(k[1, 1]), "cx": float(k[0, 2]), "cy": float(k[1, 2])}
-
-    shared = bool((K == K[:1]).all())
-    out: dict = {"camera_model": "OPENCV", "w": cameras.width, "h": cameras.height}
-    if shared:
-        out.update(intr(K[0]))
-    if depth_paths is not None:
-        out["depth_unit_scale_factor"] = 1.0
-    c2w = cameras.opengl_c2w().double()
-    frames = []
-    for i, p in enumerate(image_paths):
-        rel = Path(os.path.relpath(os.path.abspath(p), os.path.abspath(root))).as_posix()
-        frame = {"file_path": rel, "transform_matrix": c2w[i].tolist()}
-        if depth_paths is not None:
-            frame["depth_file_path"] = Path(os.path.relpath(os.path.abspath(depth_paths[i]), os.path.abspath(root))).as_posix()
-        if not shared:
-            frame.update(intr(K[i]))
-        frames.append(frame)
-    out["frames"] = frames
-    return out
+    intrinsics = torch.stack([K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2]], -1).tolist()
+    return transforms_document(image_paths, cameras.opengl_c2w().double().tolist(), intrinsics, cameras.width,
+                               cameras.height, root, depth_paths=depth_paths)
 
 
 def write_transforms_json(path: str | os.PathLike, cameras: Cameras, image_paths: Sequence[str | os.PathLike],
