@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -78,15 +79,17 @@ class DepthWriter:
             raise ResplatError(f"rendering camera {camera.name!r} wrote no depth pass (render engine "
                                f"{self.scene.render.engine} has no Z pass?); turn Depth Pass off")
         r = self.scene.render
+        out_path.parent.mkdir(parents=True, exist_ok=True)
         np.save(str(out_path), exr_depth(files[0], r.resolution_x, r.resolution_y, camera.data.clip_end),
                 allow_pickle=False)
 
 
 @contextmanager
 def depth_capture(scene, folder: Path):
-    """Set ``scene`` up to write a Z pass per render into ``folder`` (temporary files) and yield a
-    :class:`DepthWriter`. The compositor, ``render.use_compositing`` and the view layer's Z pass
-    switch are restored on exit, even on error; the temporary node tree is removed.
+    """Set ``scene`` up to write a Z pass per render into ``folder`` (temporary EXR files) and
+    yield a :class:`DepthWriter`. The compositor, ``render.use_compositing`` and the view layer's
+    Z pass switch are restored on exit, even on error; the temporary node tree and ``folder`` are
+    removed.
     """
     layer = bpy.context.view_layer if bpy.context.view_layer in scene.view_layers[:] else scene.view_layers[0]
     saved = (scene.compositing_node_group, scene.render.use_compositing, layer.use_pass_z)
@@ -111,3 +114,4 @@ def depth_capture(scene, folder: Path):
     finally:
         scene.compositing_node_group, scene.render.use_compositing, layer.use_pass_z = saved
         bpy.data.node_groups.remove(tree)
+        shutil.rmtree(folder, ignore_errors=True)

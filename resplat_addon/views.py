@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import bpy
@@ -97,7 +97,8 @@ def render_views(scene, cameras: list, width: int, height: int, folder: Path,
     views = [camera_view(c, width, height) for c in cameras]
     paths = [folder / f"{i:03d}_{safe_name(c.name)}.png" for i, c in enumerate(cameras)]
     depth_paths = [folder / "depth" / p.with_suffix(".npy").name for p in paths] if depth else None
-    with saved_render_settings(scene), _maybe_depth(scene, folder, depth) as depth_writer:
+    capture = depth_capture(scene, folder / "depth" / "passes") if depth else nullcontext()
+    with saved_render_settings(scene), capture as depth_writer:
         r = scene.render
         r.resolution_x, r.resolution_y, r.resolution_percentage = width, height, 100
         r.pixel_aspect_x = r.pixel_aspect_y = 1.0
@@ -118,22 +119,6 @@ def render_views(scene, cameras: list, width: int, height: int, folder: Path,
             if depth_writer is not None:
                 depth_writer.save(cam, depth_paths[i])
     return views, paths, depth_paths
-
-
-@contextmanager
-def _maybe_depth(scene, folder: Path, depth: bool):
-    """:func:`.depth_pass.depth_capture` into ``folder/depth`` (its temporary EXR files in a
-    sub-folder removed afterwards) when ``depth``, else ``None``."""
-    if not depth:
-        yield None
-        return
-    (folder / "depth").mkdir(exist_ok=True)
-    passes = folder / "depth" / "passes"
-    try:
-        with depth_capture(scene, passes) as writer:
-            yield writer
-    finally:
-        shutil.rmtree(passes, ignore_errors=True)
 
 
 def _image_size(path: str, label: str) -> tuple[int, int]:
