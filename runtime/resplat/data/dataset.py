@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 
 from ..cameras import Cameras
 from ..errors import ResplatError
-from ..views import read_views, save_image, write_transforms_json
+from ..views import load_depths, read_views, save_image, write_transforms_json
 
 GENERATOR = "resplat-synthetic"
 
@@ -109,29 +109,19 @@ def load_scene(path: str | os.PathLike) -> SceneSample:
     """Read a scene folder written by :func:`write_scene`.
 
     Raises:
-        DatasetError: missing/invalid scene.json or depth maps, or sizes that disagree.
-        ViewsError: transforms.json or an image cannot be read.
+        DatasetError: missing/invalid scene.json.
+        ViewsError: transforms.json, an image or a depth map cannot be read, or sizes disagree.
     """
     path = Path(path)
     meta_path = path / "scene.json"
     meta = _read_json(meta_path, "not a synthetic scene folder")
     views = read_views(path / "transforms.json")
     v, _, h, w = views.images.shape
-    if views.depths is not None:  # the frames list depth_file_path (datasets written since it was added)
-        return SceneSample(views.images, views.depths, views.cameras, _indices(meta, "context", v, meta_path),
-                           _indices(meta, "target", v, meta_path), str(path))
-    depths = []  # older datasets: depth/<image stem>.npy beside the images
-    for i in range(v):
-        dp = path / "depth" / f"{Path(views.paths[i]).stem}.npy"
-        try:
-            d = np.load(dp, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise DatasetError(f"{dp}: cannot read depth map ({exc})") from None
-        if d.shape != (h, w):
-            raise DatasetError(f"{dp}: depth map is {list(d.shape)}, expected [{h}, {w}]")
-        depths.append(torch.from_numpy(d.astype(np.float32)))
-    return SceneSample(views.images, torch.stack(depths)[:, None], views.cameras,
-                       _indices(meta, "context", v, meta_path), _indices(meta, "target", v, meta_path), str(path))
+    depths = views.depths  # listed as depth_file_path (datasets written since it was added)
+    if depths is None:  # older datasets: depth/<image stem>.npy beside the images, in metres
+        depths = load_depths([path / "depth" / f"{Path(p).stem}.npy" for p in views.paths], w, h)
+    return SceneSample(views.images, depths, views.cameras, _indices(meta, "context", v, meta_path),
+                       _indices(meta, "target", v, meta_path), str(path))
 
 
 class SyntheticDataset(Dataset):
