@@ -167,7 +167,7 @@ def test_forward_initial_model_frame_matches_release(case):
     with torch.no_grad():
         pred = model.forward_initial(images[None], cams)
     # the middle-view normalisation (release camera_normalization) is the model frame of the golden
-    torch.testing.assert_close(torch.linalg.inv(pred.reference[0]) @ golden["c2w"], golden["model_c2w"],
+    torch.testing.assert_close(torch.linalg.inv(pred.frame.reference[0]) @ golden["c2w"], golden["model_c2w"],
                                rtol=0, atol=1e-12)
     sub = golden["sub_index"]
     idx = golden.get("index", torch.arange(pred.means.shape[1]))

@@ -25,6 +25,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--rig", choices=("orbit", "forward", "random", "mixed"), default="mixed",
                    help="camera rig (default mixed: one of orbit, forward, random per scene)")
     g.add_argument("--supersample", type=int, default=2, help="s: s x s rays per pixel for anti-aliasing (default 2)")
+    g.add_argument("--open-fraction", type=float, default=0.0,
+                   help="share of open scenes: objects on a ground under a world background (default 0)")
+    g.add_argument("--soft-fraction", type=float, default=0.0, help="share of scenes with soft lights (default 0)")
+    g.add_argument("--smooth-fraction", type=float, default=0.0, help="share of plain-painted surfaces (default 0)")
+    g.add_argument("--scale-decades", type=float, default=0.0,
+                   help="world scale spread: 10^u, u uniform in +-decades/2 (default 0: metres as drawn)")
     g.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     g.add_argument("--progress", choices=("bar", "jsonl", "none"), default=argparse.SUPPRESS,
                    help="progress output (as for every command)")
@@ -36,7 +42,9 @@ def run(args, progress) -> None:
 
     context = args.context if args.context is not None else max(1, args.views - 4)
     cfg = GeneratorConfig(width=args.size[0], height=args.size[1], views=args.views, context=context,
-                          rig=args.rig, supersample=args.supersample)
+                          rig=args.rig, supersample=args.supersample, open_fraction=args.open_fraction,
+                          soft_fraction=args.soft_fraction, smooth_fraction=args.smooth_fraction,
+                          scale_decades=args.scale_decades)
 
     def callback(done: int, total: int, seconds: float) -> None:
         progress.step("generate", done, total, seconds=seconds)

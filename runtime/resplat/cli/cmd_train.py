@@ -27,6 +27,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=500)
     p.add_argument("--ssim-weight", type=float, default=0.2)
     p.add_argument("--depth-weight", type=float, default=0.1, help="log-depth L1 weight (synthetic data with depth)")
+    p.add_argument("--depth-prior-prob", type=float, default=0.0,
+                   help="probability of feeding a sample's exact depth to the model (default 0: RGB only)")
+    p.add_argument("--frame-scale", choices=("metric", "lookat"), default=None,
+                   help="model-frame scaling to train with (default: the preset's, or --init's stored config)")
     p.add_argument("--vgg-weights", type=Path, default=None,
                    help="LPIPS VGG16 weights file: adds the perceptual loss (weight --perceptual-weight)")
     p.add_argument("--perceptual-weight", type=float, default=0.5)
@@ -56,9 +60,19 @@ def open_dataset(args):
 def _model(args, device):
     from ..model.checkpoint import build_model, load_checkpoint
 
+    from dataclasses import replace
+
+    from ..model.checkpoint import stored_config
+    from ..model.config import get_config
+
     preset = args.preset if args.config_json is None else config_from_json(args.config_json)
     if args.init is not None:
-        return load_checkpoint(args.init, preset=None if args.config_json is None else preset)
+        cfg = None if args.config_json is None else get_config(preset)
+        if args.frame_scale is not None:
+            cfg = replace(cfg or stored_config(args.init) or get_config(preset), frame_scale=args.frame_scale)
+        return load_checkpoint(args.init, preset=cfg)
+    if args.frame_scale is not None:
+        preset = replace(get_config(preset), frame_scale=args.frame_scale)
     if args.stage == "update":
         raise ResplatError("--stage update needs --init: the weights exported by --stage initial")
     import torch
@@ -75,6 +89,7 @@ def run(args, progress) -> None:
     lr = args.lr if args.lr is not None else (2e-4 if args.stage == "initial" else 1e-4)
     cfg = TrainConfig(stage=args.stage, steps=args.steps, lr=lr, seed=args.seed, checkpoint_every=args.checkpoint_every,
                       ssim_weight=args.ssim_weight, depth_weight=args.depth_weight,
+                      depth_prior_prob=args.depth_prior_prob,
                       perceptual_weight=args.perceptual_weight,
                       perceptual_weights=str(args.vgg_weights) if args.vgg_weights else None, bf16=not args.no_bf16)
     dataset = open_dataset(args)

@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..cameras import Cameras
 from ..errors import ResplatError
 from .dataset import GENERATOR, write_json_atomic, write_scene
 from .render import render_scene
@@ -34,6 +35,11 @@ class GeneratorConfig:
     width, height: image size in pixels; views: views per scene; context: how many of them are
     context views (the rest are targets); rig: "orbit", "forward", "random" or "mixed" (one of
     the three drawn per scene); supersample: s x s rays per pixel; objects: (min, max) count.
+    open_fraction, soft_fraction, smooth_fraction: shares of open scenes (ground under a world
+    background), soft lights and plain-painted surfaces (:func:`~.scene.random_scene`);
+    scale_decades: the whole world (cameras and depth; the images do not change) is scaled by
+    10^u, u uniform in [-decades/2, decades/2], recorded as ``world_scale`` in scene.json.
+    All four 0 (the defaults) give the scenes of the first version of the generator.
     """
 
     width: int = 256
@@ -44,6 +50,10 @@ class GeneratorConfig:
     supersample: int = 2
     min_objects: int = 3
     max_objects: int = 12
+    open_fraction: float = 0.0
+    soft_fraction: float = 0.0
+    smooth_fraction: float = 0.0
+    scale_decades: float = 0.0
 
     def check(self) -> None:
         """Raises ResplatError on an impossible option."""
@@ -55,6 +65,11 @@ class GeneratorConfig:
             raise ResplatError(f"context views must be between 1 and views - 1, got {self.context} of {self.views}")
         if not 1 <= self.supersample <= 8:
             raise ResplatError(f"supersample must be 1..8, got {self.supersample}")
+        for name in ("open_fraction", "soft_fraction", "smooth_fraction"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ResplatError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0 <= self.scale_decades <= 6:
+            raise ResplatError(f"scale_decades must be in [0, 6], got {self.scale_decades}")
         if not 0 <= self.min_objects <= self.max_objects:
             raise ResplatError(f"object counts must satisfy 0 <= min <= max, got {self.min_objects}..{self.max_objects}")
 
@@ -67,7 +82,8 @@ def scene_name(index: int) -> str:
 def make_scene(cfg: GeneratorConfig, seed: int, index: int):
     """Draw and render scene ``index`` of ``seed``: (images, depths, cameras, scene.json dict)."""
     rng = np.random.default_rng([seed, index])
-    scene = random_scene(rng, cfg.min_objects, cfg.max_objects)
+    scene = random_scene(rng, cfg.min_objects, cfg.max_objects, cfg.open_fraction, cfg.soft_fraction,
+                         cfg.smooth_fraction)
     rig = cfg.rig if cfg.rig != "mixed" else RIGS[int(rng.integers(len(RIGS)))]
     cameras, rig_params = sample_rig(rng, scene, cfg.views, rig, cfg.width, cfg.height)
     context, target = split_views(rng, cfg.views, cfg.context)
@@ -75,7 +91,15 @@ def make_scene(cfg: GeneratorConfig, seed: int, index: int):
     meta = {"generator": GENERATOR, "version": VERSION, "seed": seed, "index": index, "options": asdict(cfg),
             "textures": list(TEXTURE_NAMES), "rig": rig_params, "scene": scene.to_dict(),
             "context": context, "target": target}
-    return out.images, out.depth, cameras, meta
+    depth = out.depth
+    if cfg.scale_decades > 0:
+        k = 10.0 ** rng.uniform(-cfg.scale_decades / 2, cfg.scale_decades / 2)
+        c2w = cameras.c2w.clone()
+        c2w[:, :3, 3] *= k
+        cameras = Cameras.from_c2w(c2w, cameras.K, cameras.width, cameras.height, cameras.names)
+        depth = depth * k
+        meta["world_scale"] = k
+    return out.images, depth, cameras, meta
 
 
 def _done(folder: Path, cfg: GeneratorConfig, seed: int) -> bool:

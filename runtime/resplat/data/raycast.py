@@ -114,8 +114,15 @@ _T_FUNCS = {"ellipsoid": t_ellipsoid, "box": t_box, "cylinder": t_cylinder, "con
 
 
 def room_hit(st: SceneTensors, o: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
-    """Exit distance t [N] of rays from inside the room, and whether it is the floor [N] bool."""
+    """Exit distance t [N] of rays from inside the room, and whether it is the floor [N] bool.
+    In an "open" scene only the ground disc (radius ``half``) is hit; other rays get t = inf
+    (the world background)."""
     o = o.expand_as(d)
+    if st.room == "open":
+        t_floor = torch.where(d[:, 2] < 0, -o[:, 2] / d[:, 2].clamp_max(-1e-20), torch.full_like(d[:, 2], INF))
+        x, y = o[:, 0] + t_floor * d[:, 0], o[:, 1] + t_floor * d[:, 1]
+        floor = torch.isfinite(t_floor) & (x * x + y * y <= st.half ** 2)
+        return torch.where(floor, t_floor, torch.full_like(t_floor, INF)), floor
     if st.room == "box":
         lo = d.new_tensor([-st.half, -st.half, 0.0])
         hi = d.new_tensor([st.half, st.half, st.height])
@@ -133,7 +140,8 @@ def intersect(st: SceneTensors, o: Tensor, d: Tensor, eps: float = 1e-4) -> tupl
 
     Returns:
         t [N] (units of ``d``) and surface id [N] int64: object index, O for the floor, O + 1
-        for walls / dome. Rays that start inside the room always hit something.
+        for walls / dome, or for the world background of an "open" scene (t = inf there). Rays
+        that start inside a closed room always hit something.
     """
     t, floor = room_hit(st, o, d)
     o_count = len(st.kinds)
@@ -227,8 +235,8 @@ def surface_attributes(st: SceneTensors, p: Tensor, surf: Tensor) -> tuple[Tenso
         nw = m[:, 0:1] * R[:, 0] + m[:, 1:2] * R[:, 1] + m[:, 2:3] * R[:, 2]
         n[idx] = nw / nw.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         uv[idx] = torch.stack([u, v], -1)
-    # room: floor (z = 0) and walls / dome
-    idx = (surf >= o_count).nonzero().squeeze(1)
+    # room: floor (z = 0) and walls / dome (an open scene has only the floor)
+    idx = ((surf == o_count) if st.room == "open" else (surf >= o_count)).nonzero().squeeze(1)
     if idx.numel():
         q = p[idx]
         floor = surf[idx] == o_count

@@ -5,8 +5,12 @@ anti-aliasing) are cast through the pinhole cameras of :class:`resplat.cameras.C
 axes, pixel centres at half-integers), shaded in linear RGB and averaged, then encoded with the
 sRGB OETF (IEC 61966-2-1). Shading: texture (mip level from the pixel footprint, see
 :mod:`.textures`) x tint x (ambient + sum over lights of Lambert cos x visibility), plus a
-Blinn-Phong highlight (Blinn 1977); visibility is a hard shadow ray per light (Whitted 1980).
-Depth is the z-depth of the single ray through each pixel centre (no averaging across edges).
+Blinn-Phong highlight (Blinn 1977); visibility is a shadow ray per light (Whitted 1980), towards
+a direction jittered within the light's angular radius for soft lights (one random direction per
+ray from a fixed seed, averaged over the supersamples: soft shadows, reproducible). Rays that leave an open scene take the
+world colour (a vertical gradient from ``sky_bottom`` at the horizon to ``sky_top`` straight up).
+Depth is the z-depth of the single ray through each pixel centre (no averaging across edges);
+0 where the world background shows (the nerfstudio / Blender-Z convention of our depth maps).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from .textures import linear_to_srgb, texture_bank
 @dataclass
 class RenderedViews:
     """images: [V, 3, H, W] float32 sRGB-encoded in [0, 1]; depth: [V, 1, H, W] float32 z-depth
-    in metres along each camera's +z axis (always > 0: the room encloses every camera)."""
+    in metres along each camera's +z axis (> 0; 0 where an open scene's world shows)."""
 
     images: Tensor
     depth: Tensor
@@ -50,6 +54,34 @@ def camera_rays(cameras: Cameras, view: int, samples: int) -> tuple[Tensor, Tens
     return c2w[None, :3, 3].float(), d.float()
 
 
+#: albedo of a fully smooth (plain-painted) surface before its tint
+PLAIN_ALBEDO = 0.6
+
+
+def soft_directions(ldir: Tensor, radius: float, ray_index: Tensor, light: int) -> Tensor:
+    """[N, 3] unit directions uniform over the disc of angular radius ``radius`` (radians)
+    around ``ldir`` [3], one per shadow ray, from a generator seeded by the light's number (so a
+    render is reproducible) and indexed by each ray's number ``ray_index`` [N] (int64)."""
+    g = torch.Generator().manual_seed(7919 + light)
+    n_max = int(ray_index.max()) + 1 if ray_index.numel() else 0
+    uv = torch.rand(n_max, 2, generator=g, dtype=ldir.dtype)[ray_index]
+    r, phi = uv[:, 0].sqrt() * math.tan(radius), uv[:, 1] * 2 * math.pi
+    helper = ldir.new_tensor([1.0, 0.0, 0.0]) if abs(float(ldir[0])) < 0.9 else ldir.new_tensor([0.0, 1.0, 0.0])
+    t1 = torch.linalg.cross(ldir, helper)
+    t1 = t1 / t1.norm()
+    t2 = torch.linalg.cross(ldir, t1)
+    d = ldir + (r * phi.cos())[:, None] * t1 + (r * phi.sin())[:, None] * t2
+    return d / d.norm(dim=-1, keepdim=True)
+
+
+def sky_colour(st: SceneTensors, d: Tensor) -> Tensor:
+    """Linear RGB [N, 3] of the world background seen along directions ``d`` [N, 3]: a linear
+    blend from ``sky_bottom`` (horizon and below) to ``sky_top`` (straight up)."""
+    e = (d[:, 2] / d.norm(dim=-1)).clamp(0, 1)[:, None]
+    top, bottom = st.sky_top.to(d.dtype), st.sky_bottom.to(d.dtype)
+    return bottom + (top - bottom) * e
+
+
 def shade(st: SceneTensors, o: Tensor, d: Tensor, t: Tensor, surf: Tensor, focal: float, tex_size: int) -> Tensor:
     """Linear RGB [N, 3] of the hits (``t``, ``surf`` from :func:`~.raycast.intersect`) of rays
     ``o + t d``; ``focal`` (pixels per unit of d's camera-plane offset, divided by the
@@ -62,16 +94,21 @@ def shade(st: SceneTensors, o: Tensor, d: Tensor, t: Tensor, surf: Tensor, focal
     cos_v = _dot(n, v).abs().clamp_min(0.2)
     footprint = t * d.norm(dim=-1) / focal / cos_v
     level = torch.log2((footprint * bank.sizes[0] / st.tile[surf]).clamp_min(1e-8))
-    albedo = bank.sample(st.texture[surf], uv[:, 0], uv[:, 1], level) * st.tint[surf]
+    albedo = bank.sample(st.texture[surf], uv[:, 0], uv[:, 1], level)
+    if st.smooth is not None:  # plain-painted surfaces: the photo blended towards a flat 0.6
+        sm = st.smooth[surf][:, None]
+        albedo = albedo * (1 - sm) + PLAIN_ALBEDO * sm
+    albedo = albedo * st.tint[surf]
     light = st.ambient.expand_as(albedo).clone()
     spec = torch.zeros_like(albedo)
     p_off = p + n * 1e-3 * (1 + t[:, None] * d.norm(dim=-1, keepdim=True) * 1e-3)
-    for ldir, lcol in zip(st.light_dirs, st.light_colors):
+    for li, (ldir, lcol) in enumerate(zip(st.light_dirs, st.light_colors)):
         lam = _dot(n, ldir).clamp_min(0)
         vis = lam > 0
         if st.shadows:
             idx = vis.nonzero().squeeze(1)
-            vis[idx] = ~occluded(st, p_off[idx], ldir[None])
+            towards = ldir[None] if not st.light_radius else soft_directions(ldir, st.light_radius, idx, li)
+            vis[idx] = ~occluded(st, p_off[idx], towards)
         lam = lam * vis
         light = light + lam[:, None] * lcol
         half = ldir - v
@@ -101,7 +138,10 @@ def render_scene(scene: Scene, cameras: Cameras, supersample: int = 2, texture_s
     st = SceneTensors.of(scene)
     w, h, s = cameras.width, cameras.height, supersample
     for i, c in enumerate(cameras.centers.tolist()):
-        inside = (max(abs(c[0]), abs(c[1])) < scene.half and 0 < c[2] < scene.height) if scene.room == "box" else (math.hypot(*c) < scene.half and c[2] > 0)
+        if scene.room == "box":
+            inside = max(abs(c[0]), abs(c[1])) < scene.half and 0 < c[2] < scene.height
+        else:  # dome, or the ground disc of an open scene
+            inside = math.hypot(*c) < scene.half and c[2] > 0
         if not inside:
             raise CameraError(f"camera {cameras.name(i)}: centre {c} is outside the scene's room")
     images, depths = [], []
@@ -109,7 +149,12 @@ def render_scene(scene: Scene, cameras: Cameras, supersample: int = 2, texture_s
         focal = float(cameras.K[i, 0, 0] + cameras.K[i, 1, 1]) / 2
         o, d = camera_rays(cameras, i, s)
         t, surf = intersect(st, o, d)
-        rgb = shade(st, o, d, t, surf, focal * s, texture_size)
+        hit = torch.isfinite(t)
+        if bool(hit.all()):
+            rgb = shade(st, o, d, t, surf, focal * s, texture_size)
+        else:  # open scene: the world colour where nothing is hit
+            rgb = sky_colour(st, d)
+            rgb[hit] = shade(st, o, d[hit], t[hit], surf[hit], focal * s, texture_size)
         rgb = rgb.reshape(h, s, w, s, 3).mean(dim=(1, 3))
         images.append(linear_to_srgb(rgb).permute(2, 0, 1))
         if s == 1:
@@ -117,5 +162,6 @@ def render_scene(scene: Scene, cameras: Cameras, supersample: int = 2, texture_s
         else:
             o1, d1 = camera_rays(cameras, i, 1)
             depth = intersect(st, o1, d1)[0].reshape(h, w)
+        depth = torch.where(torch.isfinite(depth), depth, torch.zeros_like(depth))
         depths.append(depth[None])
     return RenderedViews(torch.stack(images).contiguous(), torch.stack(depths).contiguous())

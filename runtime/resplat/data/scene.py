@@ -1,8 +1,9 @@
 """Procedural multi-object scenes: the parameters the synthetic-data renderer draws.
 
-World frame: metres, right-handed, +z up (as in Blender); the floor is the plane z = 0 and every
-scene sits inside a "room" (a box or a hemispherical dome) so that every camera ray hits a
-surface. Objects are analytic primitives, each the image of a unit primitive under
+World frame: metres, right-handed, +z up (as in Blender); the floor is the plane z = 0. A scene
+sits inside a "room" (a box or a hemispherical dome, so that every camera ray hits a surface)
+or is "open": a ground disc of radius ``half`` under a world background (a uniform colour or a
+vertical gradient, as Blender's World shader gives), whose pixels have no depth. Objects are analytic primitives, each the image of a unit primitive under
 ``x_world = R @ (scale * x_unit) + center``:
 
 - ``ellipsoid``: the unit sphere (a sphere when the three scales are equal);
@@ -13,7 +14,9 @@ surface. Objects are analytic primitives, each the image of a unit primitive und
 Surfaces are numbered: objects 0..O-1, then the floor (O), then the walls / dome (O+1); each has
 a material (a texture from :mod:`.textures`, a linear-RGB tint, a texture tile size in metres,
 Blinn-Phong specular strength and exponent). Lights are directional (unit vectors towards the
-light, linear-RGB intensities) plus a linear-RGB ambient term.
+light, linear-RGB intensities) plus a linear-RGB ambient term; a light of angular radius > 0 casts
+soft shadows (penumbrae), one of radius 0 hard ones. A surface's ``smooth`` weight blends its
+texture towards its mean colour (0: the photo, 1: a plain painted material).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from .textures import SURFACE_TEXTURES, TEXTURE_NAMES
 
 KINDS = ("ellipsoid", "box", "cylinder", "cone")
 ROOMS = ("box", "dome")
+#: every room kind, including the open ground under a world background
+ALL_ROOMS = ROOMS + ("open",)
 
 
 @dataclass
@@ -45,7 +50,11 @@ class Scene:
         room: "box" (floor [-half, half]^2 at z = 0, ceiling at ``height``) or "dome" (a
             hemisphere of radius ``half`` over the floor). half, height: metres.
         light_dirs: [L, 3] unit vectors towards the lights. light_colors: [L, 3] linear RGB.
-        ambient: [3] linear RGB. shadows: cast hard shadows (a second ray per light).
+        ambient: [3] linear RGB. shadows: cast shadows (a second ray per light).
+        sky_top, sky_bottom: [3] linear-RGB world colour straight up and at the horizon and
+            below ("open" rooms; equal for a uniform world), None otherwise.
+        light_radius: angular radius of every light, radians (0: hard shadows).
+        smooth: [O + 2] texture-to-plain blend per surface, None for all 0.
     """
 
     kinds: list[str]
@@ -64,6 +73,10 @@ class Scene:
     light_colors: Tensor
     ambient: Tensor
     shadows: bool = True
+    sky_top: Tensor | None = None
+    sky_bottom: Tensor | None = None
+    light_radius: float = 0.0
+    smooth: Tensor | None = None
 
     @property
     def num_objects(self) -> int:
@@ -87,7 +100,7 @@ class Scene:
         ints = {"texture"}
         vals = {}
         for k, v in d.items():
-            if k in ("kinds", "room", "half", "height", "shadows"):
+            if k in ("kinds", "room", "half", "height", "shadows", "light_radius") or v is None:
                 vals[k] = v
             else:
                 vals[k] = torch.tensor(v, dtype=torch.long if k in ints else torch.float64)
@@ -136,10 +149,18 @@ def _tint(rng: np.random.Generator, saturation: float) -> list[float]:
     return list(value * (1 - saturation + saturation * rgb))
 
 
-def random_scene(rng: np.random.Generator, min_objects: int = 3, max_objects: int = 12) -> Scene:
+def random_scene(rng: np.random.Generator, min_objects: int = 3, max_objects: int = 12, open_fraction: float = 0.0,
+                 soft_fraction: float = 0.0, smooth_fraction: float = 0.0) -> Scene:
     """Draw a scene: ``min_objects``..``max_objects`` primitives resting on (or floating just
     above) the floor within a disc of radius 1-3.5 m, without overlapping bounding spheres; a
-    box room (8-25 m wide) or dome; one or two directional lights. Deterministic given ``rng``."""
+    box room (8-25 m wide) or dome; one or two directional lights. Deterministic given ``rng``.
+
+    With a fraction > 0, after those draws (so that the fractions 0 give the scenes of the
+    first generator version exactly): ``open_fraction`` of the scenes are "open" (a ground disc
+    of 6-25 m radius beyond the layout under a uniform or gradient world colour; 1-4 objects
+    more often, as an artist's object on a floor), ``soft_fraction`` get lights of 3-15 degrees
+    angular radius (soft shadows), and each surface is plain-painted (smooth 0.7-1) with
+    probability ``smooth_fraction``."""
     layout = rng.uniform(1.0, 3.5)
     n_target = int(rng.integers(min_objects, max_objects + 1))
     kinds, centers, rots, scales, radii = [], [], [], [], []
@@ -190,7 +211,26 @@ def random_scene(rng: np.random.Generator, min_objects: int = 3, max_objects: in
         warm = rng.uniform(-0.1, 0.1)
         cols.append(list((rng.uniform(0.7, 1.1) if i == 0 else rng.uniform(0.2, 0.5)) * np.array([1 + warm, 1.0, 1 - warm])))
     ambient = list(rng.uniform(0.12, 0.3) * np.array([1.0, 1.0, 1.0]) * rng.uniform(0.9, 1.1, 3))
+    sky_top = sky_bottom = None
+    light_radius, smooth = 0.0, None
+    if open_fraction > 0 and rng.uniform() < open_fraction:
+        room = "open"
+        half = layout + rng.uniform(6.0, 25.0)
+        grey = rng.uniform(0.05, 0.8)
+        sky_bottom = list(grey * np.array([1.0, 1.0, 1.0]) * rng.uniform(0.9, 1.1, 3))
+        sky_top = sky_bottom if rng.uniform() < 0.5 else list(np.array(_tint(rng, rng.uniform(0, 0.5))) * rng.uniform(0.3, 1.0))
+        if o > 1 and rng.uniform() < 0.6:  # an artist's few objects on a floor
+            keep = min(int(rng.integers(1, 5)), o)
+            kinds, centers, rots, scales = kinds[:keep], centers[:keep], rots[:keep], scales[:keep]
+            texture, tint, tile = texture[:keep] + texture[o:], tint[:keep] + tint[o:], tile[:keep] + tile[o:]
+            spec, shin = spec[:keep] + spec[o:], shin[:keep] + shin[o:]
+            o = keep
+    if soft_fraction > 0 and rng.uniform() < soft_fraction:
+        light_radius = math.radians(rng.uniform(3.0, 15.0))
+    if smooth_fraction > 0:
+        smooth = [rng.uniform(0.7, 1.0) if rng.uniform() < smooth_fraction else 0.0 for _ in range(o + 2)]
     f64 = torch.float64
+    opt = (lambda x: None if x is None else torch.tensor(x, dtype=f64))
     return Scene(
         kinds=kinds,
         centers=torch.tensor(np.array(centers).reshape(o, 3), dtype=f64),
@@ -202,4 +242,5 @@ def random_scene(rng: np.random.Generator, min_objects: int = 3, max_objects: in
         room=room, half=float(half), height=float(height),
         light_dirs=torch.tensor(dirs, dtype=f64), light_colors=torch.tensor(cols, dtype=f64),
         ambient=torch.tensor(ambient, dtype=f64), shadows=True,
+        sky_top=opt(sky_top), sky_bottom=opt(sky_bottom), light_radius=float(light_radius), smooth=opt(smooth),
     )

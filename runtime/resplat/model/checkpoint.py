@@ -160,7 +160,8 @@ def stored_config(path: str | os.PathLike) -> ModelConfig | None:
             meta = f.metadata() or {}
         fields = json.loads(meta["config"])
         known = {f.name for f in dataclasses.fields(ModelConfig)}
-        return ModelConfig(**{k: v for k, v in fields.items() if k in known})
+        # JSON has no tuples: tuple fields (lookat_range) come back as lists
+        return ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items() if k in known})
     except Exception:  # no or foreign metadata: fall back to the tensor shapes
         return None
 

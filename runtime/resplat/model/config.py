@@ -30,7 +30,14 @@ class ModelConfig:
         gaussians_per_point: Gaussians per latent point (1 DL3DV, 4 RE10K: one per pixel).
         scale_max: upper clamp of the Gaussian scales (metres; 3.0 for the 16-view model).
         depth_half_res: run depth on half-resolution images (16-view 540x960 model).
-        near, far: depth range of the plane sweep, metres (after pose normalisation).
+        near, far: depth range of the plane sweep, metres, with ``frame_scale="metric"``
+            (the released presets; after pose normalisation); else the rasteriser's clip range.
+        frame_scale: how the model frame is scaled (:mod:`resplat.model.frame`): "metric" (the
+            release: metres, fixed near/far) or "lookat" (scale-free: the cameras sit
+            ``frame_distance`` units from what they look at, near/far per scene).
+        frame_distance: model-frame distance of the cameras to their look-at point ("lookat").
+        lookat_range: (near, far) in multiples of ``frame_distance`` when no depth map gives
+            the range ("lookat").
         num_depth_candidates: plane-sweep candidates, uniform in log depth.
         feature_channels: CNN / multi-view transformer width.
         num_transformer_layers: multi-view transformer layers.
@@ -56,6 +63,9 @@ class ModelConfig:
     depth_half_res: bool = False
     near: float = 0.01
     far: float = 200.0
+    frame_scale: str = "metric"
+    frame_distance: float = 4.0
+    lookat_range: tuple[float, float] = (0.1, 5.0)
     num_depth_candidates: int = 128
     feature_channels: int = 128
     num_transformer_layers: int = 6

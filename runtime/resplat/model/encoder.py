@@ -24,7 +24,8 @@ from .depth.predictor import DepthPredictor
 from .initial import InitialPrediction, predict_initial
 from .latent_features import feature_channels
 from .point_transformer import PlainPointTransformer
-from .poses import middle_view_transform, normalize_poses
+from .frame import ModelFrame, make_model_frame
+from .initial import latent_depth_prior
 from .updater import build_update_modules
 
 
@@ -57,22 +58,30 @@ class ReSplatEncoder(nn.Module):
         for name, module in build_update_modules(cfg).items():
             self.add_module(name, module)
 
-    def forward_initial(self, images: Tensor, cameras: Cameras | Sequence[Cameras]) -> InitialPrediction:
+    def forward_initial(self, images: Tensor, cameras: Cameras | Sequence[Cameras], depths: Tensor | None = None,
+                        frame: ModelFrame | None = None) -> InitialPrediction:
         """Predict the initial Gaussians of B scenes.
 
         Args:
             images: [B, V, 3, H, W] float in [0, 1] (8-bit sRGB / 255, not linearised), V >= 2
                 context views sorted by frame index; H, W multiples of ``config.size_multiple``.
             cameras: one :class:`Cameras` of V views per scene (a single one when B = 1), in
-                any world frame (metres), image size W x H.
+                any world frame and unit, image size W x H.
+            depths: optional [B, V, H, W] exact z-depth of the views in world units (0, inf
+                or nan where unknown, e.g. where the world background shows). When given, the
+                Gaussians of every latent pixel with known depth sit at that depth
+                (:func:`~.initial.latent_depth_prior`) instead of the network's, and the
+                model frame takes its scale and depth range from it.
+            frame: the model frame (:func:`~.frame.make_model_frame` of these cameras and
+                depths); made here when None.
 
         Returns:
-            :class:`InitialPrediction` in the model frame (poses relative to the middle view
-            V // 2, :func:`~.poses.normalize_poses`); ``reference`` [B, 4, 4] maps it back to
-            the cameras' world (:meth:`InitialPrediction.world_gaussians`).
+            :class:`InitialPrediction` in the model frame (:mod:`resplat.model.frame`: poses
+            relative to the middle view V // 2, scaled by the config's ``frame_scale``);
+            ``frame`` maps it back to the cameras' world (:meth:`InitialPrediction.world_gaussians`).
 
         Raises:
-            CameraError: camera count or image size not matching ``images``.
+            CameraError: camera count, image or depth size not matching ``images``.
             DepthInputError, LatentFeatureError: unusable image sizes or view counts.
         """
         if images.dim() != 5 or images.shape[2] != 3:
@@ -85,16 +94,22 @@ class ReSplatEncoder(nn.Module):
             if len(cam) != v or (cam.width, cam.height) != (w, h):
                 raise CameraError(f"forward_initial: scene {i} has {len(cam)} cameras of {cam.width}x{cam.height}, "
                                   f"images are {v} views of {w}x{h}")
+        if depths is not None and tuple(depths.shape) != (b, v, h, w):
+            raise CameraError(f"forward_initial: depths must be {[b, v, h, w]}, got {list(depths.shape)}")
         dtype, dev = images.dtype, images.device
         c2w = torch.stack([cam.c2w for cam in cams]).to(device=dev, dtype=dtype)
         K_norm = torch.stack([cam.normalized_K() for cam in cams]).to(device=dev, dtype=dtype)
-        reference = middle_view_transform(c2w)
-        c2w_model = normalize_poses(c2w, reference)
-        near = torch.full((b, v), self.config.near, dtype=dtype, device=dev)
-        far = torch.full((b, v), self.config.far, dtype=dtype, device=dev)
+        if frame is None:
+            frame = make_model_frame(c2w, self.config, depths)
+        c2w_model = frame.c2w(c2w)
+        near = frame.near.to(device=dev, dtype=dtype)[:, None].expand(b, v).contiguous()
+        far = frame.far.to(device=dev, dtype=dtype)[:, None].expand(b, v).contiguous()
         depth = self.depth_predictor(images, K_norm, c2w_model, near, far)
-        pred = predict_initial(self, images, c2w_model, K_norm, depth, amp=self.amp)
-        pred.reference = reference
+        prior = None
+        if depths is not None:
+            prior = latent_depth_prior(frame.depth(depths.to(device=dev, dtype=dtype)), self.config)
+        pred = predict_initial(self, images, c2w_model, K_norm, depth, amp=self.amp, depth_prior=prior)
+        pred.frame = frame
         return pred
 
 
@@ -111,6 +126,7 @@ class ReSplatModel(nn.Module):
         self.config = get_config(config)
         self.encoder = ReSplatEncoder(self.config, amp=amp)
 
-    def forward_initial(self, images: Tensor, cameras: Cameras | Sequence[Cameras]) -> InitialPrediction:
+    def forward_initial(self, images: Tensor, cameras: Cameras | Sequence[Cameras], depths: Tensor | None = None,
+                        frame: ModelFrame | None = None) -> InitialPrediction:
         """See :meth:`ReSplatEncoder.forward_initial`."""
-        return self.encoder.forward_initial(images, cameras)
+        return self.encoder.forward_initial(images, cameras, depths, frame)

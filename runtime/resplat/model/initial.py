@@ -29,8 +29,7 @@ from torch import Tensor
 from ..gaussians import SH_C0, Gaussians
 from .config import ModelConfig
 from .depth.output import DepthOutput
-from .latent_features import latent_inputs
-from .poses import gaussians_to_world
+from .latent_features import LatentFeatureError, latent_inputs
 from .update_state import UpdateState
 
 #: Shift of the scale activation: scale = softplus(raw - 4) (release ``exp_scale_bias``).
@@ -154,8 +153,10 @@ class InitialPrediction:
             updater's state input).
         depth: [B, V, Hd, Wd] the depth network's z-depth (metres).
         grid: (V, gh, gw).
-        reference: [B, 4, 4] model frame -> original world (the middle view's camera-to-world),
-            set by ``ReSplatEncoder.forward_initial``; None when the caller gave model-frame poses.
+        frame: the :class:`~.frame.ModelFrame` (model frame -> the cameras' world), set by
+            ``ReSplatEncoder.forward_initial``; None when the caller gave model-frame poses.
+        depth_known: [B, N] bool, True for Gaussians placed at a given exact depth
+            (``depth_prior``); None when no depth was given.
     """
 
     gaussians: list[Gaussians]
@@ -171,13 +172,14 @@ class InitialPrediction:
     condition_features: Tensor
     depth: Tensor
     grid: tuple[int, int, int]
-    reference: Tensor | None = None
+    frame: object | None = None
+    depth_known: Tensor | None = None
 
     def world_gaussians(self, b: int = 0) -> Gaussians:
-        """Scene ``b``'s Gaussians in the cameras' original world (:func:`~.poses.gaussians_to_world`
-        with :attr:`reference`; the model frame itself when no reference is set)."""
+        """Scene ``b``'s Gaussians in the cameras' original world (:meth:`~.frame.ModelFrame.gaussians_to_world`
+        with :attr:`frame`; the model frame itself when no frame is set)."""
         g = self.gaussians[b]
-        return g if self.reference is None else gaussians_to_world(g, self.reference[b])
+        return g if self.frame is None else self.frame.gaussians_to_world(g, b)
 
     def update_state(self, b: int = 0) -> UpdateState:
         """The updater's :class:`UpdateState` of scene ``b`` (opacity logits with eps 1e-6)."""
@@ -189,8 +191,36 @@ def _amp(enabled: bool, x: Tensor):
     return torch.autocast("cuda", dtype=torch.bfloat16) if enabled and x.is_cuda else nullcontext()
 
 
+def block_depth(depth: Tensor, cell: int) -> Tensor:
+    """Exact depth per ``cell`` x ``cell`` block: the median of the block's valid pixels.
+
+    Args:
+        depth: [B, V, H, W] z-depth (model units); 0, inf or nan mark unknown pixels.
+        cell: block size in pixels (H and W multiples of it).
+
+    Returns:
+        [B, V, H / cell, W / cell] in the dtype of ``depth``; nan for blocks with no valid
+        pixel. A block on an object's silhouette takes the median of the pixels that see
+        something, so its Gaussian lands on the nearer surface or the farther one, never
+        between them (a mean would put it in the air).
+    """
+    b, v, H, W = depth.shape
+    d = torch.where(torch.isfinite(depth) & (depth > 0), depth, torch.full_like(depth, float("nan")))
+    d = d.reshape(b, v, H // cell, cell, W // cell, cell).permute(0, 1, 2, 4, 3, 5).reshape(b, v, H // cell, W // cell, -1)
+    if cell == 1:
+        return d[..., 0]
+    return d.nanmedian(-1).values
+
+
+def latent_depth_prior(depth: Tensor, config: ModelConfig) -> Tensor:
+    """[B, V, H, W] exact depth (model units; 0, inf or nan unknown) -> the full-resolution map
+    :func:`predict_initial` takes as ``depth_prior`` (invalid values as nan); sizes are checked
+    there."""
+    return torch.where(torch.isfinite(depth) & (depth > 0), depth, torch.full_like(depth, float("nan")))
+
+
 def predict_initial(encoder, images: Tensor, c2w: Tensor, K_norm: Tensor, depth: DepthOutput,
-                    amp: bool = True) -> InitialPrediction:
+                    amp: bool = True, depth_prior: Tensor | None = None) -> InitialPrediction:
     """Run the Gaussian part of the initial model (module docstring) on a depth result.
 
     Args:
@@ -199,9 +229,13 @@ def predict_initial(encoder, images: Tensor, c2w: Tensor, K_norm: Tensor, depth:
         c2w: [B, V, 4, 4] model-frame camera-to-world; K_norm: [B, V, 3, 3] normalised intrinsics.
         depth: :class:`DepthOutput` of the depth network for these inputs.
         amp: bf16 autocast of the networks on CUDA (the release's setting); never on CPU.
+        depth_prior: optional [B, V, H, W] exact z-depth in model units (nan where unknown):
+            latent points and Gaussians whose block (:func:`block_depth`) has known depth are
+            placed at it, and the regressor sees it as its depth input; the others keep the
+            depth network's.
 
     Returns:
-        :class:`InitialPrediction`.
+        :class:`InitialPrediction` (``depth_known`` set when ``depth_prior`` is given).
 
     Raises:
         LatentFeatureError, PointTransformerInputError, KnnInputError: inputs that do not fit.
@@ -210,6 +244,11 @@ def predict_initial(encoder, images: Tensor, c2w: Tensor, K_norm: Tensor, depth:
     b, v, _, H, W = images.shape
     lat = latent_inputs(depth, images, cfg)
     h, w = lat.depth.shape[-2:]
+    if depth_prior is not None:
+        if tuple(depth_prior.shape) != (b, v, H, W):
+            raise LatentFeatureError(f"depth prior must be {[b, v, H, W]}, got {list(depth_prior.shape)}")
+        known = block_depth(depth_prior.to(lat.depth.dtype), H // h)
+        lat.depth = torch.where(torch.isnan(known), lat.depth, known)
     with _amp(amp, images):
         reg = encoder.gaussian_regressor(lat.regressor_input())
     x = lat.proj_input(reg)  # [BV, Cin, h, w]
@@ -228,6 +267,11 @@ def predict_initial(encoder, images: Tensor, c2w: Tensor, K_norm: Tensor, depth:
     gh, gw = h * r, w * r
     raw = split_gaussian_grid(head.reshape(b, v, h * w, -1), h, w, m, 3 * (cfg.sh_degree + 1) ** 2)
     d = lat.depth if m == 1 else F.interpolate(depth.depth, size=(gh, gw), mode="bilinear", align_corners=True)
+    depth_known = None
+    if depth_prior is not None:
+        known = block_depth(depth_prior.to(d.dtype), H // gh)
+        d = torch.where(torch.isnan(known), d, known)
+        depth_known = (~torch.isnan(known)).reshape(b, -1)
     act = activate(raw, d, images, c2w, K_norm, cfg)
     n = v * gh * gw
     idx = torch.arange(n, device=images.device)
@@ -237,10 +281,10 @@ def predict_initial(encoder, images: Tensor, c2w: Tensor, K_norm: Tensor, depth:
         quats_xyzw=act.quats_xyzw.reshape(b, n, 4), opacities=act.opacities.reshape(b, n),
         sh=act.sh.reshape(b, n, 3, -1), raw=raw.reshape(b, n, -1), view_index=idx // (gh * gw), pixel=pixel,
         view_rotations=c2w[..., :3, :3].to(act.means.dtype), condition_features=condition, depth=depth.depth,
-        grid=(v, gh, gw))
+        grid=(v, gh, gw), depth_known=depth_known)
     pred.gaussians = [pred.update_state(i).to_gaussians() for i in range(b)]
     return pred
 
 
-__all__ = ["Activated", "InitialPrediction", "activate", "pixel_centres", "pixel_rays", "predict_initial",
+__all__ = ["Activated", "InitialPrediction", "activate", "block_depth", "latent_depth_prior", "pixel_centres", "pixel_rays", "predict_initial",
            "split_gaussian_grid"]

@@ -2,10 +2,11 @@
 
 ReSplat (arXiv 2510.08575): the initial model predicts one Gaussian per latent pixel of every
 view (Sec. 3.1-3.2, :meth:`ReSplatEncoder.forward_initial`), then the recurrent updater refines
-them ``iterations`` times from their rendering error (Sec. 3.3, :class:`.updater.Updater`). As
-the release, the poses are first expressed relative to the middle view (``c2w' = inv(c2w[V//2])
-@ c2w``, :func:`.poses.normalize_poses`); the result is brought back to the input's world
-(:func:`.poses.gaussians_to_world`: means, rotations and SH turned by the middle view's pose).
+them ``iterations`` times from their rendering error (Sec. 3.3, :class:`.updater.Updater`). The
+network works in the model frame (:mod:`.frame`: poses relative to the middle view, as the
+release, and for scale-free presets divided by the scene's scale), made once here by
+:func:`.frame.make_model_frame`; the result is brought back to the input's world by
+:meth:`.frame.ModelFrame.gaussians_to_world`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ..cameras import Cameras
 from ..errors import CancelledError, ResplatError
 from ..gaussians import Gaussians
 from .memory import estimate_peak_bytes, free_bytes
-from .poses import gaussians_to_world, middle_view_transform, normalize_poses
+from .frame import make_model_frame
 from .update_state import UpdateState
 from .updater import Updater
 
@@ -84,7 +85,8 @@ def check_memory(model, views: int, height: int, width: int, device: torch.devic
 
 
 def reconstruct(images: Tensor, cameras: Cameras, model, iterations: int = 4, device: str | torch.device = "auto",
-                callback: Callback | None = None, backend: str = "auto", zero_error: bool = False) -> Gaussians:
+                callback: Callback | None = None, backend: str = "auto", zero_error: bool = False,
+                depths: Tensor | None = None) -> Gaussians:
     """Reconstruct one scene from posed images.
 
     Args:
@@ -102,6 +104,10 @@ def reconstruct(images: Tensor, cameras: Cameras, model, iterations: int = 4, de
         backend: rasteriser backend of the updater's renders ("auto": gsplat on CUDA).
         zero_error: ablation only, not for use: the updater sees zeros instead of its rendering
             error (:class:`.updater.Updater` ``zero_error``; benchmarks/recurrence.py).
+        depths: optional [V, H, W] (or [V, 1, H, W]) exact z-depth of the views in the cameras'
+            units (e.g. Blender's Z pass; 0, inf or nan where nothing was hit): the initial
+            Gaussians of every pixel block with known depth are placed at it and the model frame
+            takes its scale and depth range from it (:meth:`ReSplatEncoder.forward_initial`).
 
     Returns:
         World-space :class:`Gaussians` (SH degree 3; (H/4)(W/4) per view for DL3DV, H W for
@@ -114,6 +120,11 @@ def reconstruct(images: Tensor, cameras: Cameras, model, iterations: int = 4, de
     """
     config = model.config
     check_inputs(images, cameras, config, iterations)
+    if depths is not None:
+        depths = depths.reshape(depths.shape[0], *depths.shape[-2:]) if depths.dim() == 4 else depths
+        if tuple(depths.shape) != (images.shape[0], *images.shape[-2:]):
+            raise ResplatError(f"depth maps must be [V, H, W] = {[images.shape[0], *images.shape[-2:]]}, "
+                               f"got {list(depths.shape)}")
     dev = resolve_device(device)
     v, _, h, w = images.shape
     check_memory(model, v, h, w, dev)
@@ -123,19 +134,19 @@ def reconstruct(images: Tensor, cameras: Cameras, model, iterations: int = 4, de
     dtype = torch.float64 if images.dtype == torch.float64 else torch.float32
     images = images.to(device=dev, dtype=dtype)
     cameras = cameras.to(device=dev, dtype=dtype)
-    # forward_initial works in the model frame (poses relative to the middle view); the updater
-    # renders the input views in that same frame, and the result goes back with ``to_world``
-    to_world = middle_view_transform(cameras.c2w)
-    norm_cams = Cameras.from_c2w(normalize_poses(cameras.c2w, to_world), cameras.K, w, h, cameras.names)
+    # one model frame for the initial model, the updater's renders and the way back
+    depths = None if depths is None else depths.to(device=dev, dtype=dtype)[None]
+    frame = make_model_frame(cameras.c2w[None], config, depths)
+    norm_cams = frame.cameras(cameras)
 
     def report(stage: str, it: int, state: UpdateState) -> None:
         if callback is None:
             return
-        if callback(stage, it, iterations, gaussians_to_world(state.to_gaussians(), to_world)) is False:
+        if callback(stage, it, iterations, frame.gaussians_to_world(state.to_gaussians())) is False:
             raise CancelledError(f"reconstruction cancelled after {stage} {it}/{iterations}")
 
     with torch.no_grad():
-        pred = model.encoder.forward_initial(images[None], cameras)
+        pred = model.encoder.forward_initial(images[None], cameras, depths, frame)
         state = pred.update_state(0)  # release layout, model frame
         report("initial", 0, state)
         if iterations:
@@ -146,4 +157,4 @@ def reconstruct(images: Tensor, cameras: Cameras, model, iterations: int = 4, de
             for it in range(1, iterations + 1):
                 state, hidden = updater.step(state, hidden, images, norm_cams, targets)
                 report("update", it, state)
-    return gaussians_to_world(state.to_gaussians(), to_world)
+    return frame.gaussians_to_world(state.to_gaussians())

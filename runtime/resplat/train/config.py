@@ -31,6 +31,9 @@ class TrainConfig:
             LPIPS VGG16 weights; paper 0.5).
         depth_weight: L1 of log depth against ground-truth depth of the context views (stage
             "initial", samples that carry depth; 0 disables). Default 0.1.
+        depth_prior_prob: probability that a sample with depth maps feeds its exact context
+            depth to the model (``forward_initial(depths=...)``), so that the model learns to
+            use Blender's depth pass when a scene gives it. Default 0 (RGB only).
         max_iterations: T is drawn uniformly in 1..max_iterations (paper: 4) in stage "update".
         gamma: iteration t of T weighs gamma^(T-1-t) (paper: 0.9).
         seed: seeds the model init, scene/T sampling (rank added under DDP).
@@ -49,6 +52,7 @@ class TrainConfig:
     perceptual_weight: float = 0.5
     perceptual_weights: str | None = None
     depth_weight: float = 0.1
+    depth_prior_prob: float = 0.0
     max_iterations: int = 4
     gamma: float = 0.9
     seed: int = 0
@@ -63,6 +67,8 @@ class TrainConfig:
                 raise TrainConfigError(f"training setting {name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.warmup < 1:
             raise TrainConfigError(f"training setting warmup must be in [0, 1), got {self.warmup}")
+        if not 0 <= self.depth_prior_prob <= 1:
+            raise TrainConfigError(f"training setting depth_prior_prob must be in [0, 1], got {self.depth_prior_prob}")
         if self.lr <= 0 or self.clip <= 0:
             raise TrainConfigError(f"training settings lr and clip must be > 0, got {self.lr}, {self.clip}")
 

@@ -114,7 +114,7 @@ def train(model, dataset: Sequence, config: TrainConfig, out_dir: str | os.PathL
     for step in range(start, end):
         sample = dataset[rng.randrange(len(dataset))]
         if config.stage == "initial":
-            loss, parts = initial_loss(model, sample, loss_fn, config, dev)
+            loss, parts = initial_loss(model, sample, loss_fn, config, dev, rng)
         else:
             loss, parts = update_loss(model, sample, loss_fn, config, dev, rng)
         optimizer.zero_grad(set_to_none=False)
