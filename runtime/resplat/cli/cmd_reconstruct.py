@@ -36,6 +36,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "3DGS's pruning threshold; 0 keeps all)")
     p.add_argument("--optimize-steps", type=int, default=0, metavar="N",
                    help="then polish with N steps of 3DGS optimisation against the input views (default 0: none)")
+    p.add_argument("--ignore-depth", action="store_true",
+                   help="do not use the views' depth maps (depth_file_path, e.g. Blender's depth pass): "
+                        "the network predicts depth from the images alone")
     p.add_argument("--out", required=True, type=Path, help="output splat file (.ply/.splat/.spz)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available, else CPU), cpu, cuda, cuda:1")
     fit = p.add_mutually_exclusive_group()
@@ -90,8 +93,11 @@ def run(args, progress) -> None:
         views = fit_to_multiple(views, config.size_multiple, mode="crop")
     iterations = default_iterations if args.iterations is None else args.iterations
     source = "embedded model" if args.checkpoint is None else str(args.checkpoint)
+    depths = None if args.ignore_depth or views.depths is None else views.depths
+    depth_use = "exact" if depths is not None else "ignored" if views.depths is not None else "predicted"
     progress.message("load", f"{len(views)} views of {views.width}x{views.height}, preset {config.name} ({source}), "
-                             f"{iterations} iterations")
+                             f"{iterations} iterations, depth {depth_use}"
+                             + (" (the views' depth maps)" if depths is not None else ""))
 
     def callback(stage, it, total, gaussians) -> bool:
         if stage == "initial":
@@ -104,7 +110,7 @@ def run(args, progress) -> None:
 
     start = time.perf_counter()
     gaussians = reconstruct(views.images, views.cameras, model, iterations=iterations, device=args.device,
-                            callback=callback)
+                            callback=callback, depths=depths)
     seconds = time.perf_counter() - start
     predicted = len(gaussians)
     gaussians = prune_transparent(gaussians, args.prune_opacity)
@@ -113,7 +119,7 @@ def run(args, progress) -> None:
         progress.message("prune", f"removed {pruned} of {predicted} Gaussians with opacity < {args.prune_opacity:g}")
     metrics = {"gaussians": len(gaussians), "predicted": predicted, "pruned": pruned,
                "prune_opacity": args.prune_opacity, "iterations": iterations, "seconds": round(seconds, 3),
-               "model": source}
+               "model": source, "depth": depth_use}
     if args.optimize_steps:
         def on_step(info) -> bool:
             extra = {} if info.psnr is None else {"psnr": info.psnr}

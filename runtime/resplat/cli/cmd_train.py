@@ -36,6 +36,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--perceptual-weight", type=float, default=0.5)
     p.add_argument("--device", default="auto", help="auto (CUDA if available, else CPU), cpu, cuda")
     p.add_argument("--no-bf16", action="store_true", help="no bf16 autocast on CUDA")
+    p.add_argument("--bf16-cpu", action="store_true",
+                   help="bf16 autocast of the networks on the CPU too (AVX512-BF16 processors)")
     p.add_argument("--context", type=int, default=8, help="context views per example (chunk data)")
     p.add_argument("--target", type=int, default=4, help="target views per example (chunk data)")
     p.add_argument("--size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"), help="chunk images resized to H W")
@@ -91,7 +93,8 @@ def run(args, progress) -> None:
                       ssim_weight=args.ssim_weight, depth_weight=args.depth_weight,
                       depth_prior_prob=args.depth_prior_prob,
                       perceptual_weight=args.perceptual_weight,
-                      perceptual_weights=str(args.vgg_weights) if args.vgg_weights else None, bf16=not args.no_bf16)
+                      perceptual_weights=str(args.vgg_weights) if args.vgg_weights else None, bf16=not args.no_bf16,
+                      bf16_cpu=args.bf16_cpu)
     dataset = open_dataset(args)
     model = _model(args, device)
     summary = train(model, dataset, cfg, args.out, device=device,

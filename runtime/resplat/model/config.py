@@ -116,12 +116,14 @@ PRESETS: dict[str, ModelConfig] = {
         "base-re10k", upsample_factor=4, latent_downsample=2, gaussians_per_point=4, far=100.0, size_multiple=16,
     ),
 }
-#: Our CPU-sized preset trained from scratch (issue 4): same architecture family and interfaces,
+#: Our CPU-sized preset trained from scratch on this project's synthetic data: same architecture family and interfaces,
 #: a small CNN instead of DINOv2, narrow regressor/U-Net/updater, 32 depth candidates, 2
-#: transformer layers; about 5M parameters (measured in tests/test_train_tiny_preset.py).
+#: transformer layers; about 5M parameters (measured in tests/test_train_tiny_preset.py); scale-free
+#: model frame (resplat.model.frame). Weights stored without ``frame_scale`` (the first shipped
+#: ones) load with the metric frame they were trained in.
 PRESETS["tiny"] = ModelConfig(
     "tiny", vit_type="cnn", regressor_channels=64, num_depth_candidates=32, num_transformer_layers=2,
-    unet_channels=64, pt_blocks=2, update_blocks=2, state_channels=128,
+    unet_channels=64, pt_blocks=2, update_blocks=2, state_channels=128, frame_scale="lookat",
 )
 #: The 16-view 540x960 DL3DV model: base-dl3dv weights, half-resolution depth, scale max 3.
 PRESETS["base-dl3dv-16view"] = replace(PRESETS["base-dl3dv"], name="base-dl3dv-16view", scale_max=3.0, depth_half_res=True)

@@ -19,7 +19,6 @@ normalised (row 0 / W, row 1 / H).
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -27,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..gaussians import SH_C0, Gaussians
+from .amp import autocast
 from .config import ModelConfig
 from .depth.output import DepthOutput
 from .latent_features import LatentFeatureError, latent_inputs
@@ -188,7 +188,7 @@ class InitialPrediction:
 
 
 def _amp(enabled: bool, x: Tensor):
-    return torch.autocast("cuda", dtype=torch.bfloat16) if enabled and x.is_cuda else nullcontext()
+    return autocast(x.device, enabled)
 
 
 def block_depth(depth: Tensor, cell: int) -> Tensor:

@@ -23,7 +23,6 @@ keeps the render's gradient, the ResNet path has none.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +30,7 @@ from torch import Tensor, nn
 
 from ..cameras import Cameras
 from ..errors import ResplatError
+from .amp import autocast
 from .config import ModelConfig, get_config
 from .features import ResNetFeatures, imagenet_normalize
 from .point_transformer import MultiViewLowresAttn, PlainPointTransformer
@@ -154,9 +154,7 @@ class Updater:
         self.zero_error = zero_error
 
     def _autocast(self, device: torch.device):
-        if self.amp and device.type == "cuda":
-            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-        return nullcontext()
+        return autocast(device, self.amp)
 
     def initial_hidden(self, condition_features: Tensor) -> Tensor:
         """Hidden state [N, 512] from the initial model's ``condition_features`` [V, C, h, w]

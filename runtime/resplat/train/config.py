@@ -38,7 +38,9 @@ class TrainConfig:
         gamma: iteration t of T weighs gamma^(T-1-t) (paper: 0.9).
         seed: seeds the model init, scene/T sampling (rank added under DDP).
         checkpoint_every: steps between resumable checkpoints (0: only at the end).
-        bf16: bf16 autocast of the networks on CUDA (never on CPU).
+        bf16: bf16 autocast of the networks on CUDA.
+        bf16_cpu: bf16 autocast of the networks on the CPU too (:func:`resplat.model.amp.cpu_bf16`;
+            for processors with AVX512-BF16, measured in benchmarks/train_step.py).
     """
 
     stage: str = "initial"
@@ -58,6 +60,7 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 500
     bf16: bool = True
+    bf16_cpu: bool = False
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:

@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 import torch
 import torch.distributed as dist
 
+from ..model.amp import cpu_bf16
 from .checkpointing import export_safetensors, load_training_state, save_training_state
 from .config import TrainConfig
 from .losses import ImageLoss
@@ -113,10 +114,11 @@ def train(model, dataset: Sequence, config: TrainConfig, out_dir: str | os.PathL
     end = config.steps if stop_at is None else min(stop_at, config.steps)
     for step in range(start, end):
         sample = dataset[rng.randrange(len(dataset))]
-        if config.stage == "initial":
-            loss, parts = initial_loss(model, sample, loss_fn, config, dev, rng)
-        else:
-            loss, parts = update_loss(model, sample, loss_fn, config, dev, rng)
+        with cpu_bf16(config.bf16_cpu):
+            if config.stage == "initial":
+                loss, parts = initial_loss(model, sample, loss_fn, config, dev, rng)
+            else:
+                loss, parts = update_loss(model, sample, loss_fn, config, dev, rng)
         optimizer.zero_grad(set_to_none=False)
         loss.backward()
         if world > 1:

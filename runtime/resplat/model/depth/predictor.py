@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...errors import ResplatError
+from ..amp import autocast
 from ..config import ModelConfig, get_config
 from .backbone import CNNEncoder
 from .cost_volume import correlation_cost_volume, log_depth_candidates, neighbour_views
@@ -171,7 +172,7 @@ class DepthPredictor(nn.Module):
         mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).to(x).view(1, 3, 1, 1)
         std = torch.tensor(IMAGENET_STD, dtype=torch.float32).to(x).view(1, 3, 1, 1)
         x = (x - mean) / std
-        amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp and x.is_cuda)
+        amp = autocast(x.device, self.amp)
         neighbours = neighbour_views(c2w, NUM_NEIGHBOURS)
 
         with amp:
