@@ -12,6 +12,15 @@ colour of strength 1; Cycles on the CPU with OpenImageDenoise, Standard view tra
 PNG. Cameras look at the origin from ~3 m at 20-35 degrees elevation with a ~50 degree field of
 view.
 
+``--world open`` (the evaluation's scene, ``benchmarks/eval_assets.py``) replaces the room with an
+open world: the asset on a 40 x 40 m floor with a procedural checker texture (Blender's Checker
+Texture node, 0.5 m squares of two warm greys, in object coordinates) under a plain grey world
+(uniform colour 0.5, strength 1) and the same sun; no walls, so the world shows above the
+horizon of the lower cameras. ``--depth`` also writes the add-on's Depth Pass
+(``resplat_addon.depth_pass``): ``depth/<camera>.npy`` float32 z-depth in metres, 0 where the
+world shows, listed as ``depth_file_path`` in ``transforms.json`` (read by
+:func:`resplat.views.read_views` into ``PosedViews.depths``).
+
 Rendering and the ``transforms.json`` writer are the add-on's own (``resplat_addon.views`` and
 ``resplat_addon.cameras``, loaded from this checkout), so these views are exactly what the add-on's
 "render the cameras" path produces.
@@ -19,6 +28,8 @@ Rendering and the ``transforms.json`` writer are the add-on's own (``resplat_add
 Run (project venv, PyPI ``bpy``)::
 
     .venv/bin/python demo/asset_scene.py --asset assets/spider/spider.obj --out runs/spider256
+    .venv/bin/python demo/asset_scene.py --asset assets/spider/spider.obj --out runs/eval/spider \
+        --world open --depth
 
 or inside Blender: ``blender -b -P demo/asset_scene.py -- --asset ... --out ...``.
 """
@@ -56,6 +67,12 @@ ELEVATION_DEG = (20.0, 35.0)
 FOV_DEG = 50.0
 ROOM_HALF = 6.0  # metres from the origin to each wall
 WALL_HEIGHT = 5.0
+#: scene kinds of :func:`build_scene` ``world``
+WORLDS = ("room", "open")
+OPEN_FLOOR_HALF = 20.0  # metres from the origin to each edge of the open world's floor
+CHECKER_SQUARE = 0.5  # metres, side of one checker square
+CHECKER_COLOURS = ((0.75, 0.70, 0.62), (0.22, 0.20, 0.18))  # linear base colours
+OPEN_WORLD_GREY = 0.5  # linear world colour of the open world (strength 1)
 
 
 def _addon():
@@ -224,12 +241,38 @@ def _room(floor_z: float, asset_dir: Path) -> None:
         _textured_plane(f"wall_{k}", (side, WALL_HEIGHT), rot, wall, (4, 4 * WALL_HEIGHT / side))
 
 
-def _lights(scene) -> None:
-    """A sun (3 W/m^2, 55 degrees up) and a uniform grey-blue world of strength 1."""
+def _open_floor(floor_z: float) -> None:
+    """The open world's floor: a square of side 2 :data:`OPEN_FLOOR_HALF` m at ``floor_z``, with a
+    procedural checker (squares of :data:`CHECKER_SQUARE` m in object coordinates, diffuse)."""
+    side = 2 * OPEN_FLOOR_HALF
+    mesh = bpy.data.meshes.new("floor")
+    h = side / 2
+    mesh.from_pydata([(-h, -h, 0), (h, -h, 0), (h, h, 0), (-h, h, 0)], [], [(0, 1, 2, 3)])
+    mat = bpy.data.materials.new("floor_checker")
+    nt = mat.node_tree
+    bsdf = next(n for n in nt.nodes if n.type == "BSDF_PRINCIPLED")
+    bsdf.inputs["Roughness"].default_value = 0.9
+    coords = nt.nodes.new("ShaderNodeTexCoord")
+    checker = nt.nodes.new("ShaderNodeTexChecker")
+    # the node's squares are 1 / scale wide in each axis of its input (0..1 per unit: 2 squares)
+    checker.inputs["Scale"].default_value = 2.0 / (2 * CHECKER_SQUARE)
+    checker.inputs["Color1"].default_value = (*CHECKER_COLOURS[0], 1.0)
+    checker.inputs["Color2"].default_value = (*CHECKER_COLOURS[1], 1.0)
+    nt.links.new(coords.outputs["Object"], checker.inputs["Vector"])
+    nt.links.new(checker.outputs["Color"], bsdf.inputs["Base Color"])
+    mesh.materials.append(mat)
+    obj = bpy.data.objects.new("floor", mesh)
+    obj.matrix_world = Matrix.Translation((0, 0, floor_z))
+    bpy.context.scene.collection.objects.link(obj)
+
+
+def _lights(scene, world_colour: tuple[float, float, float] = (0.55, 0.58, 0.62)) -> None:
+    """A sun (3 W/m^2, 55 degrees up) and a uniform world of ``world_colour`` (linear),
+    strength 1."""
     world = bpy.data.worlds.new("World")
     scene.world = world
     bg = next(n for n in world.node_tree.nodes if n.type == "BACKGROUND")
-    bg.inputs["Color"].default_value = (0.55, 0.58, 0.62, 1.0)
+    bg.inputs["Color"].default_value = (*world_colour, 1.0)
     bg.inputs["Strength"].default_value = 1.0
     sun = bpy.data.objects.new("sun", bpy.data.lights.new("sun", "SUN"))
     sun.data.energy = 3.0
@@ -287,18 +330,21 @@ def _orbit_cameras(scene, views: int, seed: int) -> list:
 
 
 def build_scene(asset_path, *, views: int = 12, seed: int = 0, size: int = 256, samples: int = 32,
-                threads: int = 0) -> list:
-    """Replace the current scene with the asset in a textured room and an orbit of cameras.
+                threads: int = 0, world: str = "room") -> list:
+    """Replace the current scene with the asset in a textured room (or an open world) and an
+    orbit of cameras.
 
     Loads Blender's factory startup file without objects (``wm.read_homefile``; the preferences
     and enabled add-ons are kept), imports the OBJ, normalises it (bounding box centre at the
-    origin, bounding sphere radius 1 m), and adds the room, the lights, the render settings and
-    the cameras (see the module docstring).
+    origin, bounding sphere radius 1 m), and adds the room or the open world's checkered floor,
+    the lights, the render settings and the cameras (see the module docstring).
 
     Args:
         asset_path: the OBJ file; its textures are looked up by basename beside it.
         views: number of cameras (``cam_00``...); seed: camera jitter; size: square render size
             in pixels; samples: Cycles samples per pixel; threads: render threads (0: all cores).
+        world: "room" (textured floor and walls, grey-blue world) or "open" (checkered floor
+            under a plain grey world, no walls).
 
     Returns:
         The camera objects, in name order.
@@ -306,6 +352,8 @@ def build_scene(asset_path, *, views: int = 12, seed: int = 0, size: int = 256, 
     Raises:
         AssetSceneError: bad arguments, missing asset or texture.
     """
+    if world not in WORLDS:
+        raise AssetSceneError(f"world must be one of {', '.join(WORLDS)}, got {world!r}")
     if views < 1 or size < 1 or samples < 1 or threads < 0:
         raise AssetSceneError(f"views, size and samples must be positive and threads >= 0, got views={views}, "
                               f"size={size}, samples={samples}, threads={threads}")
@@ -314,8 +362,12 @@ def build_scene(asset_path, *, views: int = 12, seed: int = 0, size: int = 256, 
     scene = bpy.context.scene
     objs = _import_asset(asset)
     floor_z = _normalise(objs)
-    _room(floor_z, asset.parent)
-    _lights(scene)
+    if world == "room":
+        _room(floor_z, asset.parent)
+        _lights(scene)
+    else:
+        _open_floor(floor_z)
+        _lights(scene, (OPEN_WORLD_GREY,) * 3)
     _render_settings(scene, size, samples, threads)
     cams = _orbit_cameras(scene, views, seed)
     scene.camera = cams[0]
@@ -339,10 +391,12 @@ def _replace_folder(tmp: Path, out: Path) -> None:
         tmp.rename(out)
 
 
-def render_views(out_dir, cameras: list, *, context: int | None = None) -> Path:
+def render_views(out_dir, cameras: list, *, context: int | None = None, depth: bool = False) -> Path:
     """Render ``cameras`` with the current scene's settings into ``out_dir/images/<name>.png`` and
     write ``out_dir/transforms.json`` (OpenGL c2w = the camera's ``matrix_world``; intrinsics
-    from the sensor fit) and ``out_dir/split.json`` ``{"context": [...], "heldout": [...]}``.
+    from the sensor fit) and ``out_dir/split.json`` ``{"context": [...], "heldout": [...]}``;
+    with ``depth`` also the add-on's Depth Pass as ``out_dir/depth/<name>.npy`` (float32 z-depth
+    in metres, 0 = world), listed as ``depth_file_path``.
 
     Everything is written into ``<out_dir>.tmp`` and renamed to ``out_dir`` at the end.
 
@@ -352,6 +406,7 @@ def render_views(out_dir, cameras: list, *, context: int | None = None) -> Path:
         cameras: camera objects, in view order; file names are their (file-safe) names.
         context: number of context views (default: 2/3 of the views, at least 1); see
             :func:`split_indices`.
+        depth: also write each camera's Z pass (the add-on's ``render_views(..., depth=True)``).
 
     Returns:
         ``out_dir`` as a Path.
@@ -374,12 +429,19 @@ def render_views(out_dir, cameras: list, *, context: int | None = None) -> Path:
         scene = bpy.context.scene
         r = scene.render
         size = (r.resolution_x * r.resolution_percentage // 100, r.resolution_y * r.resolution_percentage // 100)
-        views, rendered, _ = _views.render_views(scene, cameras, size[0], size[1], tmp / "images")
-        paths = []
-        for v, p in zip(views, rendered):
+        views, rendered, rendered_depth = _views.render_views(scene, cameras, size[0], size[1], tmp / "images",
+                                                              depth=depth)
+        paths, depth_paths = [], [] if depth else None
+        for i, (v, p) in enumerate(zip(views, rendered)):
             paths.append(p.with_name(_views.safe_name(v.name) + p.suffix))
             p.rename(paths[-1])
-        _cameras.write_transforms_json(tmp / "transforms.json", views, paths)
+            if depth:  # the add-on writes them beside the images: images/depth/<i>_<name>.npy
+                depth_paths.append(tmp / "depth" / (_views.safe_name(v.name) + ".npy"))
+                depth_paths[-1].parent.mkdir(exist_ok=True)
+                rendered_depth[i].rename(depth_paths[-1])
+        if depth:
+            shutil.rmtree(tmp / "images" / "depth", ignore_errors=True)
+        _cameras.write_transforms_json(tmp / "transforms.json", views, paths, depth_paths)
         names = [p.stem for p in paths]
         (tmp / "split.json").write_text(json.dumps(
             {"context": [names[i] for i in ctx], "heldout": [names[i] for i in held]}, indent=2) + "\n")
@@ -394,7 +456,8 @@ def render_views(out_dir, cameras: list, *, context: int | None = None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``asset_scene.py --asset OBJ --out DIR [--views --context --size --samples --seed --threads]``."""
+    """``asset_scene.py --asset OBJ --out DIR [--views --context --size --samples --seed --threads
+    --world room|open --depth]``."""
     if argv is None:
         argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else sys.argv[1:]
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="asset_scene.py")
@@ -406,18 +469,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--samples", type=int, default=32, help="Cycles samples per pixel")
     ap.add_argument("--seed", type=int, default=0, help="camera jitter")
     ap.add_argument("--threads", type=int, default=0, help="render threads (0: all cores)")
+    ap.add_argument("--world", choices=WORLDS, default="room",
+                    help="room: textured floor and walls (default, the demo); open: checkered floor under a "
+                         "plain grey world (the evaluation)")
+    ap.add_argument("--depth", action="store_true",
+                    help="also write the Depth Pass as depth/<camera>.npy (z-depth in metres, 0 = world)")
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
     try:
         split_indices(a.views, a.context)
-        cams = build_scene(a.asset, views=a.views, seed=a.seed, size=a.size, samples=a.samples, threads=a.threads)
+        cams = build_scene(a.asset, views=a.views, seed=a.seed, size=a.size, samples=a.samples, threads=a.threads,
+                           world=a.world)
         t1 = time.perf_counter()
-        render_views(a.out, cams, context=a.context)
+        render_views(a.out, cams, context=a.context, depth=a.depth)
     except ResplatError as e:
         print(f"asset_scene: error: {e}", file=sys.stderr)
         return 2
     t2 = time.perf_counter()
-    print(f"rendered {a.views} views ({a.size}x{a.size}, {a.samples} samples) to {a.out} in {t2 - t0:.1f} s "
+    print(f"rendered {a.views} views ({a.size}x{a.size}, {a.samples} samples, {a.world} world"
+          f"{', with depth' if a.depth else ''}) to {a.out} in {t2 - t0:.1f} s "
           f"(scene {t1 - t0:.1f} s, renders {t2 - t1:.1f} s)")
     return 0
 

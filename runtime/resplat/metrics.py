@@ -30,21 +30,33 @@ def _batched(pred: Tensor, target: Tensor, what: str) -> tuple[Tensor, Tensor, b
     return pred, target.to(pred), single
 
 
-def psnr(pred: Tensor, target: Tensor, data_range: float = 1.0) -> Tensor:
+def psnr(pred: Tensor, target: Tensor, data_range: float = 1.0, mask: Tensor | None = None) -> Tensor:
     """Peak signal-to-noise ratio in dB, 10 log10(data_range^2 / MSE), per image.
 
     Args:
         pred, target: [B, C, H, W] or [C, H, W] float tensors, same shape.
         data_range: peak value (1.0 for images in [0, 1]).
+        mask: optional bool [B, H, W] (or [H, W]): the MSE is the mean over the masked pixels
+            only (all channels), e.g. the pixels that see scene content; an image with no masked
+            pixel gets NaN.
 
     Returns:
         [B] (or 0-d) PSNR in decibels, in the dtype of ``pred``; +inf for identical images.
 
     Raises:
-        ResplatError: mismatched or non-image shapes.
+        ResplatError: mismatched or non-image shapes, or a mask of another size.
     """
     pred, target, single = _batched(pred, target, "psnr")
-    mse = (pred - target).square().flatten(1).mean(1)
+    if mask is None:
+        mse = (pred - target).square().flatten(1).mean(1)
+    else:
+        mask = mask[None] if mask.dim() == 2 else mask
+        if tuple(mask.shape) != (pred.shape[0], *pred.shape[-2:]):
+            raise ResplatError(f"psnr: mask must be [B, H, W] = {[pred.shape[0], *pred.shape[-2:]]}, "
+                               f"got {list(mask.shape)}")
+        m = mask.to(pred.device, pred.dtype)[:, None]
+        count = m.flatten(1).sum(1) * pred.shape[1]
+        mse = ((pred - target).square() * m).flatten(1).sum(1) / count
     out = 10.0 * torch.log10(data_range**2 / mse)
     return out[0] if single else out
 
