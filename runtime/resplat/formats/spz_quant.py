@@ -164,15 +164,28 @@ def unpack_rotations_first_three(packed: np.ndarray) -> np.ndarray:
 # -- spherical harmonics ---------------------------------------------------------------------------
 def pack_sh(sh_rest: np.ndarray, sh1_bits: int = SH1_BITS, sh_rest_bits: int = SH_REST_BITS) -> np.ndarray:
     """[N, D, 3] SH coefficients 1..D -> [N*D*3] u8 (legacy [-1, 1] quantisation with buckets of
-    2^(8 - sh1_bits) for degree 1 (coefficients 1..3) and 2^(8 - sh_rest_bits) above)."""
-    # float32 is exact here: scaling by 128 and the bucket arithmetic stay on small integers
-    x = np.clip(np.asarray(sh_rest, np.float32), -4.0, 4.0)
-    q = round_away(x * np.float32(128.0)) + np.float32(128.0)
-    bucket = np.full(sh_rest.shape[1], 2.0 ** (8 - sh_rest_bits), np.float32)
-    bucket[:3] = 2.0 ** (8 - sh1_bits)
-    bucket = bucket[None, :, None]
-    q = np.floor((q + bucket / 2) / bucket) * bucket
-    return np.clip(q, 0, 255).astype(np.uint8).reshape(-1)
+    2^(8 - sh1_bits) for degree 1 (coefficients 1..3) and 2^(8 - sh_rest_bits) above).
+
+    ``quantizeSHLegacy``: q = round(c * 128) + 128 (half away from zero), then
+    (q + b / 2) // b * b clipped to 0..255. Exact integer arithmetic: the float32 product
+    c * 128 is split into its integer part and an exact fractional part.
+    """
+    n, d = sh_rest.shape[:2]
+    t = np.clip(np.asarray(sh_rest, np.float32), -4.0, 4.0) * np.float32(128.0)
+    whole = np.trunc(t)
+    q = whole.astype(np.int16)
+    t -= whole  # exact: the fractional part of t
+    q += (t >= 0.5).view(np.int8)
+    q -= (t <= -0.5).view(np.int8)
+    q += 128
+    for lo, hi, bits in ((0, min(d, 3), sh1_bits), (3, d, sh_rest_bits)):
+        if hi > lo:
+            b = 1 << (8 - bits)
+            part = q[:, lo:hi]
+            part += b // 2
+            part &= ~(b - 1)  # floor to a multiple of the power-of-two bucket
+    np.clip(q, 0, 255, out=q)
+    return q.astype(np.uint8).reshape(-1)
 
 
 def unpack_sh(packed: np.ndarray, n: int, dim: int) -> np.ndarray:
