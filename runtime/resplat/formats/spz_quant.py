@@ -28,16 +28,16 @@ from __future__ import annotations
 import numpy as np
 
 from .arrays import logit, sigmoid
+from .axes import TURN_X, sh_signs
 
 #: DC colour scale of spz (``colorScale`` in load-spz.cc).
 COLOR_SCALE = 0.15
 #: Default quantisation bits of degree-1 and degree-2+ SH coefficients (``PackOptions``).
 SH1_BITS = 5
 SH_REST_BITS = 4
-#: Sign of each SH basis function 1..15 (degree 1: y, z, x; degree 2: xy, yz, 3z^2-1, xz, x^2-y^2;
-#: degree 3: y(3x^2-y^2), xyz, y(5z^2-1), z(5z^2-3), x(5z^2-1), z(x^2-y^2), x(x^2-3y^2)) under
-#: y -> -y, z -> -z; ``flipSh`` of spz's ``coordinateConverter`` with x = 1, y = z = -1.
-SH_FLIP_RDF_RUB = np.array([-1, -1, 1, -1, 1, 1, -1, 1, -1, 1, -1, -1, 1, -1, 1], np.float64)
+#: Sign of each SH basis function 1..15 under y -> -y, z -> -z (:mod:`resplat.formats.axes`);
+#: ``flipSh`` of spz's ``coordinateConverter`` with x = 1, y = z = -1.
+SH_FLIP_RDF_RUB = sh_signs(TURN_X, 15)
 POS_FLIP_RDF_RUB = np.array([1.0, -1.0, -1.0])
 _SQRT1_2 = np.sqrt(0.5)
 _MASK9 = 511
