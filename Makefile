@@ -13,10 +13,15 @@ DEMO_ARGS ?=
 PHOTOS_ARGS ?=
 
 STAMP := $(VENV)/.resplat-installed
+# Third-party splat tools the format tests check our files against (tests/test_formats_third_party.py):
+# PlayCanvas splat-transform and the Khronos glTF validator, pinned, from the npm registry.
+NPM_DIR ?= .cache/npm
+NPM_TOOLS := @playcanvas/splat-transform@3.7.0 gltf-validator@2.0.0-dev.3.10
+NPM_STAMP := $(NPM_DIR)/.installed-splat-transform-3.7.0-gltf-validator-2.0.0-dev.3.10
 # PyPI bpy (Blender as a module, cp311 only, ~374 MB) for the headless extension tests.
 BPY_STAMP := $(VENV)/.bpy-installed
 
-.PHONY: setup fixtures test bench demo demo-photos clean
+.PHONY: setup fixtures third-party test bench demo demo-photos clean
 
 setup: $(STAMP) $(BPY_STAMP)
 
@@ -33,7 +38,18 @@ $(BPY_STAMP): $(STAMP)
 fixtures:
 	bash scripts/fetch-fixtures
 
-test: setup fixtures
+# Idempotent: installs once per pinned version set. Without npm the tests that need these tools
+# are skipped with a reason (they also skip when node is missing); CI machines have both.
+third-party: $(NPM_STAMP)
+
+$(NPM_STAMP):
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm install --prefix $(NPM_DIR) --no-audit --no-fund --loglevel=error $(NPM_TOOLS) && touch $@; \
+	else \
+	  echo "npm not found: the third-party format checks will be skipped"; \
+	fi
+
+test: setup fixtures third-party
 	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS) tests
 
 bench: setup fixtures

@@ -1,6 +1,7 @@
 """Read/write time and size of splat files for N random splats (default 1M at SH degree 3).
 
-Usage: python benchmarks/formats_bench.py [--n 1000000] [--degree 3] [--formats ply,spz,splat]
+Usage: python benchmarks/formats_bench.py [--n 1000000] [--degree 3] [--formats ply,spz,splat,glb,sog]
+       [--out benchmarks/results/formats.md]
 
 Prints a table (seconds are the best of --repeat runs, wall clock). Not a test: nothing asserts.
 """
@@ -38,19 +39,28 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=1_000_000)
     p.add_argument("--degree", type=int, default=3, choices=[0, 1, 2, 3])
-    p.add_argument("--formats", default="ply,spz,splat")
+    p.add_argument("--formats", default="ply,spz,splat,glb,sog")
+    p.add_argument("--out", default=None, help="also write the table as markdown here")
     p.add_argument("--repeat", type=int, default=1)
     args = p.parse_args()
     arrays = random_splats(args.n, args.degree)
-    print(f"{args.n} random splats, SH degree {args.degree}, {os.cpu_count()} CPUs")
+    head = f"{args.n} random splats, SH degree {args.degree}, {os.cpu_count()} CPUs, all rows in one run"
+    print(head)
     print(f"{'format':<8}{'write s':>10}{'read s':>10}{'size MB':>10}{'MB/s write':>12}")
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for ext in args.formats.split(","):
             path = os.path.join(tmp, f"bench.{ext}")
             tw = best_of(lambda: write_splat_arrays(arrays, path), args.repeat)
             tr = best_of(lambda: read_splat_arrays(path), args.repeat)
             mb = os.path.getsize(path) / 1e6
-            print(f"{ext:<8}{tw:>10.2f}{tr:>10.2f}{mb:>10.1f}{mb / tw:>12.1f}")
+            rows.append((ext, tw, tr, mb))
+            print(f"{ext:<8}{tw:>10.2f}{tr:>10.2f}{mb:>10.1f}{mb / tw:>12.1f}", flush=True)
+    if args.out:
+        lines = [f"# Splat file formats: {head}", "", "| format | write s | read s | size MB |", "|---|---:|---:|---:|"]
+        lines += [f"| .{e} | {w:.2f} | {r:.2f} | {m:.1f} |" for e, w, r, m in rows]
+        with open(args.out, "w") as fh:
+            fh.write("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -59,11 +59,11 @@ def test_write_splats_rejects_bad_input_before_writing(train_ply, tmp_path):
     with pytest.raises(SplatFileError, match="means of splat 3 is not finite"):
         write_splats(bad, dest)
     assert dest.read_bytes() == b"old"
-    with pytest.raises(SplatFileError, match="unsupported extension '.glb'"):
-        write_splats(bad, tmp_path / "x.glb")
+    with pytest.raises(SplatFileError, match="unsupported extension '.usdz'"):
+        write_splats(bad, tmp_path / "x.usdz")
 
 
-@pytest.mark.parametrize("name", ["a.Ply", "b.SPLAT", "c.sPz"])
+@pytest.mark.parametrize("name", ["a.Ply", "b.SPLAT", "c.sPz", "d.GLB", "e.glTF", "f.Sog"])
 def test_extension_case_insensitive(train_ply, tmp_path, name):
     a = read_splat_arrays(train_ply).select(np.arange(10))
     write_splat_arrays(a, tmp_path / name)

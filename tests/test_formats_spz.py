@@ -1,5 +1,6 @@
-"""Niantic .spz: hand-built v2/v3/v4 files decode to known values, our v4 files have the
-documented layout with RUB axes, and the fixture round-trips within the spec's quantisation."""
+"""Niantic .spz: hand-built v2/v3/v4 files decode to known values (axes as stored, or converted
+from RUB on request), our v4 files have the documented layout, and the fixture round-trips
+within the spec's quantisation. Agreement with PlayCanvas splat-transform: test_third_party.py."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 import zstandard
 
 from resplat.errors import SplatFileError
-from resplat.formats import read_splat_arrays, write_spz, write_splat_arrays
+from resplat.formats import read_spz, read_splat_arrays, write_spz, write_splat_arrays
 from resplat.formats.arrays import SplatArrays, logit, sigmoid
 from resplat.formats.spz_quant import flip_axes
 
@@ -41,7 +42,8 @@ def _streams(version: int) -> list[bytes]:
 
 
 def _expected(version: int) -> dict[str, np.ndarray]:
-    """What the streams mean in our RDF convention (y and z flipped, SH per basis sign)."""
+    """What the streams mean read as RUB and converted to RDF (y and z flipped, SH per basis
+    sign); read without conversion they mean :func:`flip_axes` of this (an involution)."""
     means = [[1.0, 2.0, -0.5], [-1 / 4096, -8388607 / 4096, 2048.0]]
     if version >= 3:
         y0 = R * 434 / 511
@@ -89,10 +91,13 @@ def test_hand_built_files_decode_to_known_values(tmp_path, version):
         data = _v4_file(_streams(3)) if version == 4 else _legacy_file(version)
     path = tmp_path / f"v{version}.SPZ"
     path.write_bytes(data)
-    a = read_splat_arrays(path)
-    assert len(a) == 2 and a.sh_degree == 1
-    for name, want in _expected(min(version, 3)).items():
-        np.testing.assert_allclose(getattr(a, name), want, rtol=1e-6, atol=1e-6, err_msg=name)
+    converted = _expected(min(version, 3))
+    means, quats, rest = flip_axes(converted["means"], converted["quats"], converted["sh"][:, 1:])
+    as_stored = dict(converted, means=means, quats=quats, sh=np.concatenate([converted["sh"][:, :1], rest], 1))
+    for a, expected in ((read_splat_arrays(path), as_stored), (read_spz(path, convert_axes=True), converted)):
+        assert len(a) == 2 and a.sh_degree == 1
+        for name, want in expected.items():
+            np.testing.assert_allclose(getattr(a, name), want, rtol=1e-6, atol=1e-6, err_msg=name)
 
 
 # -- layout of what we write -----------------------------------------------------------------------
@@ -110,18 +115,26 @@ def _parse_v4(data: bytes) -> tuple[tuple, list[bytes]]:
     return header, streams
 
 
-def test_written_v4_layout_and_rub_axes(train_ply, tmp_path):
+def _fixed_positions(stream: bytes) -> np.ndarray:
+    b = np.frombuffer(stream, np.uint8).reshape(-1, 3).astype(np.int64)
+    fixed = b[:, 0] | b[:, 1] << 8 | b[:, 2] << 16
+    return np.where(fixed >= 1 << 23, fixed - (1 << 24), fixed).reshape(-1, 3) / 4096
+
+
+def test_written_v4_layout_and_axes(train_ply, tmp_path):
     a = read_splat_arrays(train_ply)
     out = tmp_path / "t.spz"
     write_splat_arrays(a, out)
     header, streams = _parse_v4(out.read_bytes())
     assert header[1:8] == (4, 1000, 3, 12, 0, 6, 32)
     assert [len(s) for s in streams] == [9000, 1000, 3000, 3000, 4000, 45000]
-    b = np.frombuffer(streams[0], np.uint8).reshape(-1, 3).astype(np.int64)
-    fixed = b[:, 0] | b[:, 1] << 8 | b[:, 2] << 16
-    fixed = np.where(fixed >= 1 << 23, fixed - (1 << 24), fixed).reshape(-1, 3)
+    # default: the PLY's axes as they are (Niantic's ply_to_spz, splat-transform)
+    assert np.abs(_fixed_positions(streams[0]) - a.means).max() <= 2.0**-13
+    write_spz(a, out, convert_axes=True)  # Niantic's RUB: y and z negated
     rub = a.means.astype(np.float64) * [1, -1, -1]
-    assert np.abs(fixed / 4096 - rub).max() <= 2.0**-13
+    assert np.abs(_fixed_positions(_parse_v4(out.read_bytes())[1][0]) - rub).max() <= 2.0**-13
+    back = read_spz(out, convert_axes=True)
+    assert np.abs(back.means - a.means).max() <= 2.0**-13 + 1e-6
     # degree 0: no SH stream
     low = SplatArrays(a.means, a.quats, a.log_scales, a.logit_opacities, a.sh[:, :1])
     write_splat_arrays(low, out)

@@ -1,4 +1,4 @@
-"""File > Export > Gaussian Splats (.ply/.splat/.spz) of the active splat point cloud.
+"""File > Export > Gaussian Splats (.ply/.splat/.spz/.glb/.sog) of the active splat point cloud.
 
 The object's world transform is baked into the splats (:func:`..splats.transform.bake_transform`:
 means, rotations, log scales, and SH of degree > 0 rotated by the real Wigner-D matrix); only a
@@ -24,7 +24,9 @@ from .import_splat import FILTER_GLOB
 
 _FORMATS = (("PLY", ".ply", "INRIA 3DGS PLY (lossless)"),
             ("SPLAT", ".splat", "antimatter15 .splat (colour only, 8-bit)"),
-            ("SPZ", ".spz", "Niantic .spz (quantised, small)"))
+            ("SPZ", ".spz", "Niantic .spz (quantised, small)"),
+            ("GLB", ".glb", "glTF 2.0 binary with KHR_gaussian_splatting (lossless, +Y up)"),
+            ("SOG", ".sog", "PlayCanvas SOG (smallest; needs Pillow with WebP)"))
 _EXT = {k: ext for k, ext, _ in _FORMATS}
 
 
@@ -38,7 +40,7 @@ class EXPORT_SCENE_OT_resplat_splat(bpy.types.Operator, ExportHelper):
     filename_ext = ".ply"
     filter_glob: StringProperty(default=FILTER_GLOB, options={"HIDDEN"})
     file_format: EnumProperty(name="Format", items=[(k, ext, d) for k, ext, d in _FORMATS], default="PLY",
-                              description="File format (also chosen by a .ply/.splat/.spz file name)")
+                              description="File format (also chosen by a .ply/.splat/.spz/.glb/.sog file name)")
     selected_only: BoolProperty(name="Selected Points Only", default=False,
                                 description="Write only the points selected in edit mode")
     apply_transform: BoolProperty(name="Apply Transform", default=True,
@@ -77,4 +79,4 @@ class EXPORT_SCENE_OT_resplat_splat(bpy.types.Operator, ExportHelper):
 
 def menu_func(self, context):
     """File > Export entry."""
-    self.layout.operator(EXPORT_SCENE_OT_resplat_splat.bl_idname, text="Gaussian Splats (.ply/.splat/.spz)")
+    self.layout.operator(EXPORT_SCENE_OT_resplat_splat.bl_idname, text="Gaussian Splats (.ply/.splat/.spz/.glb/.sog)")

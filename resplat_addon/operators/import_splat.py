@@ -1,4 +1,4 @@
-"""File > Import > Gaussian Splats (.ply/.splat/.spz) and drag-and-drop onto the 3D View.
+"""File > Import > Gaussian Splats (.ply/.splat/.spz/.glb/.sog) and drag-and-drop onto the 3D View.
 
 Every selected file is read (``resplat.formats.read_splat_arrays``) before any Blender data is
 made, so a malformed file cancels with its one-line :class:`SplatFileError` message as an ERROR
@@ -17,11 +17,11 @@ from bpy_extras.io_utils import ImportHelper
 from ..runtime_formats import ResplatError, read_splat_arrays
 from ..splats.pointcloud import build_object
 
-FILTER_GLOB = "*.ply;*.splat;*.spz"
+FILTER_GLOB = "*.ply;*.splat;*.spz;*.glb;*.gltf;*.sog"
 
 
 class IMPORT_SCENE_OT_resplat_splat(bpy.types.Operator, ImportHelper):
-    """Import 3D Gaussian splats (INRIA PLY, .splat, .spz) as point clouds"""
+    """Import 3D Gaussian splats (INRIA PLY, .splat, .spz, glTF KHR_gaussian_splatting, PlayCanvas SOG) as point clouds"""
 
     bl_idname = "import_scene.resplat_splat"
     bl_label = "Import Gaussian Splats"
@@ -58,12 +58,12 @@ class IMPORT_SCENE_OT_resplat_splat(bpy.types.Operator, ImportHelper):
 
 
 class IO_FH_resplat_splat(bpy.types.FileHandler):
-    """Drag-and-drop of .ply/.splat/.spz files onto the 3D View runs the import operator."""
+    """Drag-and-drop of .ply/.splat/.spz/.glb/.sog files onto the 3D View runs the import operator."""
 
     bl_idname = "IO_FH_resplat_splat"
     bl_label = "Gaussian Splats"
     bl_import_operator = IMPORT_SCENE_OT_resplat_splat.bl_idname
-    bl_file_extensions = ".ply;.splat;.spz"
+    bl_file_extensions = ".ply;.splat;.spz;.glb;.gltf;.sog"
 
     @classmethod
     def poll_drop(cls, context):
@@ -73,4 +73,4 @@ class IO_FH_resplat_splat(bpy.types.FileHandler):
 
 def menu_func(self, context):
     """File > Import entry."""
-    self.layout.operator(IMPORT_SCENE_OT_resplat_splat.bl_idname, text="Gaussian Splats (.ply/.splat/.spz)")
+    self.layout.operator(IMPORT_SCENE_OT_resplat_splat.bl_idname, text="Gaussian Splats (.ply/.splat/.spz/.glb/.sog)")

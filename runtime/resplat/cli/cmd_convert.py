@@ -1,4 +1,4 @@
-"""``resplat convert IN OUT``: translate between splat formats (PLY, .splat, .spz)."""
+"""``resplat convert IN OUT``: translate between splat formats (PLY, .splat, .spz, .glb/.gltf, .sog)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import argparse
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("convert", help="convert a splat file between .ply, .splat and .spz",
+    p = sub.add_parser("convert", help="convert a splat file between .ply, .splat, .spz, .glb, .gltf and .sog",
                        description="Convert a splat file; the formats are chosen by extension.")
-    p.add_argument("input", help="source .ply, .splat or .spz")
-    p.add_argument("output", help="destination .ply, .splat or .spz (written atomically)")
+    p.add_argument("input", help="source .ply, .splat, .spz, .glb, .gltf or .sog")
+    p.add_argument("output", help="destination .ply, .splat, .spz, .glb, .gltf or .sog (written atomically)")
     p.add_argument("--sh-degree", type=int, choices=(0, 1, 2, 3), help="truncate or zero-pad SH to this degree")
     p.add_argument("--min-opacity", type=float, default=None, help="drop splats whose opacity is below this value")
     return p

@@ -1,6 +1,7 @@
-"""Splat file formats: INRIA 3DGS PLY, antimatter15 ``.splat`` and Niantic ``.spz``.
+"""Splat file formats: INRIA 3DGS PLY, antimatter15 ``.splat``, Niantic ``.spz``, glTF 2.0 with
+``KHR_gaussian_splatting`` (``.glb``, ``.gltf`` + ``.bin``) and PlayCanvas SOG (``.sog``).
 
-Importable without torch (numpy, plyfile and zstandard only), so the Blender extension can use
+Importable without torch (numpy, plyfile, zstandard and Pillow only), so the Blender extension can use
 it: :func:`read_splat_arrays` / :func:`write_splat_arrays` work on numpy :class:`SplatArrays`.
 :func:`read_splats` / :func:`write_splats` convert to and from :class:`resplat.gaussians.Gaussians`
 and import torch only when called.
@@ -17,7 +18,9 @@ from typing import TYPE_CHECKING, Callable
 
 from ..errors import ResplatError, SplatFileError
 from .arrays import SH_C0, SplatArrays
+from .gltf import read_glb, read_gltf, write_glb, write_gltf
 from .ply import read_ply, write_ply
+from .sog import read_sog, write_sog
 from .splat import read_splat, write_splat
 from .spz import read_spz, write_spz
 
@@ -26,14 +29,17 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "SH_C0", "SplatArrays", "read_splat_arrays", "write_splat_arrays", "read_splats", "write_splats",
-    "read_ply", "write_ply", "read_splat", "write_splat", "read_spz", "write_spz", "EXTENSIONS",
+    "read_ply", "write_ply", "read_splat", "write_splat", "read_spz", "write_spz", "read_glb", "write_glb",
+    "read_gltf", "write_gltf", "read_sog", "write_sog", "EXTENSIONS",
 ]
 
 _READERS: dict[str, Callable[[str | os.PathLike], SplatArrays]] = {
-    ".ply": read_ply, ".splat": read_splat, ".spz": read_spz,
+    ".ply": read_ply, ".splat": read_splat, ".spz": read_spz, ".glb": read_glb, ".gltf": read_gltf,
+    ".sog": read_sog,
 }
 _WRITERS: dict[str, Callable[[SplatArrays, str | os.PathLike], None]] = {
-    ".ply": write_ply, ".splat": write_splat, ".spz": write_spz,
+    ".ply": write_ply, ".splat": write_splat, ".spz": write_spz, ".glb": write_glb, ".gltf": write_gltf,
+    ".sog": write_sog,
 }
 #: Supported file extensions (lower case, matched case-insensitively).
 EXTENSIONS = tuple(_READERS)
@@ -42,12 +48,12 @@ EXTENSIONS = tuple(_READERS)
 def _format(path: str | os.PathLike, table: dict) -> Callable:
     ext = os.path.splitext(os.fspath(path))[1].lower()
     if ext not in table:
-        raise SplatFileError(path, f"unsupported extension {ext!r} (expected .ply, .splat or .spz)")
+        raise SplatFileError(path, f"unsupported extension {ext!r} (expected {', '.join(EXTENSIONS)})")
     return table[ext]
 
 
 def read_splat_arrays(path: str | os.PathLike) -> SplatArrays:
-    """Read a splat file, choosing the format by extension (.ply/.splat/.spz, any case).
+    """Read a splat file, choosing the format by extension (:data:`EXTENSIONS`, any case).
 
     Raises:
         SplatFileError: unsupported extension, or the file is missing or malformed.
@@ -58,7 +64,8 @@ def read_splat_arrays(path: str | os.PathLike) -> SplatArrays:
 def write_splat_arrays(arrays: SplatArrays, path: str | os.PathLike) -> None:
     """Write ``arrays`` in the format given by the extension of ``path``, atomically.
 
-    .splat keeps only the DC colour; .spz quantises (see :mod:`resplat.formats.spz_quant`).
+    .splat keeps only the DC colour; .spz quantises (see :mod:`resplat.formats.spz_quant`); .sog
+    quantises and clusters (see :mod:`resplat.formats.sog`); .ply and glTF keep float32.
 
     Raises:
         SplatFileError: unsupported extension, invalid arrays, or the write fails; an existing

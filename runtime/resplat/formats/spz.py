@@ -14,6 +14,14 @@ records (flag 0x2) up to ``tocByteOffset`` (skipped here), a table of contents o
 ``<u64 compressedSize, u64 uncompressedSize>`` entries, then the ZSTD frames back to back to the
 end of the file, one per non-empty attribute in the order above (5 streams at SH degree 0, else 6).
 
+Axes: Niantic's README ("Coordinate System") says spz holds RUB data and leaves the conversion to
+the caller (``PackOptions.from`` / ``UnpackOptions.to``, default ``UNSPECIFIED``: no conversion).
+Niantic's own ``ply_to_spz`` / ``spz_to_ply`` tools and PlayCanvas splat-transform 3.7.0 keep that
+default and store the PLY's RDF axes unchanged, so that is our default too: a file we write is read
+the right way up by those tools and the viewers built on them, and theirs by us.
+``convert_axes=True`` applies the README's RDF <-> RUB conversion instead (for pipelines whose
+loader converts from RUB, ``UnpackOptions.to = RDF``).
+
 Quantisation and the RDF <-> RUB axis flip are in :mod:`resplat.formats.spz_quant`. Not kept:
 the antialiased flag (bit 0x1, read and dropped, written 0) and extension records. SH degree 4
 files are read truncated to degree 3.
@@ -39,7 +47,12 @@ MAGIC = 0x5053474E
 LEGACY_HEADER = struct.Struct("<IIIBBBB")
 V4_HEADER = struct.Struct("<IIIBBBBI12x")
 TOC_ENTRY = struct.Struct("<QQ")
-ZSTD_LEVEL = 12  # as the reference compressZstd
+#: ZSTD level of our v4 writes: zstd's default. The reference writer uses 12, which is ~15x slower
+#: here for files ~3% smaller (benchmarks/formats_bench.py).
+ZSTD_LEVEL = 3
+#: Largest uncompressed / compressed ratio accepted before decompressing (deflate cannot exceed
+#: 1032:1; zstd can, but real spz streams stay far below): guards against decompression bombs.
+MAX_RATIO = 1100
 #: SH coefficients (excluding DC) per channel stored for SH degree 0..4.
 SH_DIM = {0: 0, 1: 3, 2: 8, 3: 15, 4: 24}
 DEFAULT_FRACTIONAL_BITS = 12
@@ -63,7 +76,14 @@ def _check_header(path, version: int, n: int, degree: int, frac: int, versions) 
         raise SplatFileError(path, f"implausible fractionalBits {frac} in spz header")
 
 
-def _unpack(path, packed: dict[str, np.ndarray], n: int, degree: int, frac: int, version: int) -> SplatArrays:
+def _check_size(path, need: int, available: int) -> None:
+    if need > MAX_RATIO * available + (1 << 16):
+        raise SplatFileError(path, f"spz header claims {need} bytes of attributes, implausible for a "
+                                   f"{available}-byte file (corrupt header)")
+
+
+def _unpack(path, packed: dict[str, np.ndarray], n: int, degree: int, frac: int, version: int,
+            convert_axes: bool) -> SplatArrays:
     means = q.unpack_positions(packed["positions"], frac)
     if version >= 3:
         quats = q.unpack_rotations_smallest_three(packed["rotations"])
@@ -71,7 +91,8 @@ def _unpack(path, packed: dict[str, np.ndarray], n: int, degree: int, frac: int,
         quats = q.unpack_rotations_first_three(packed["rotations"])
     dim = SH_DIM[degree]
     sh_rest = q.unpack_sh(packed["sh"], n, dim)[:, : SH_DIM[min(degree, 3)]]
-    means, quats, sh_rest = q.flip_axes(means, quats, sh_rest)
+    if convert_axes:
+        means, quats, sh_rest = q.flip_axes(means, quats, sh_rest)
     dc = q.unpack_colors(packed["colors"])
     return build_arrays(
         path,
@@ -83,11 +104,16 @@ def _unpack(path, packed: dict[str, np.ndarray], n: int, degree: int, frac: int,
     )
 
 
-def _read_legacy(path, data: bytes) -> SplatArrays:
-    try:
-        raw = gzip.decompress(data)
-    except (OSError, EOFError, zlib.error) as e:
-        raise SplatFileError(path, f"corrupt or truncated gzip stream ({e})") from None
+def _read_legacy(path, data: bytes, convert_axes: bool) -> SplatArrays:
+    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip framing; output bounded by need
+
+    def take(chunk: bytes, size: int) -> bytes:
+        try:
+            return inflate.decompress(chunk, size) if size else b""
+        except zlib.error as e:
+            raise SplatFileError(path, f"corrupt or truncated gzip stream ({e})") from None
+
+    raw = take(data, LEGACY_HEADER.size)
     if len(raw) < LEGACY_HEADER.size:
         raise SplatFileError(path, f"spz payload of {len(raw)} bytes is shorter than its 16-byte header")
     magic, version, n, degree, frac, _flags, _ = LEGACY_HEADER.unpack_from(raw)
@@ -95,23 +121,27 @@ def _read_legacy(path, data: bytes) -> SplatArrays:
         raise SplatFileError(path, f"wrong magic 0x{magic:08x} inside gzip stream (expected NGSP 0x{MAGIC:08x})")
     _check_header(path, version, n, degree, frac, (2, 3))
     layout = _layout(n, degree, version)
-    need = LEGACY_HEADER.size + sum(size for _, size in layout)
-    if len(raw) < need:
-        raise SplatFileError(path, f"spz payload holds {len(raw)} bytes but its header "
-                                   f"({n} splats, SH degree {degree}) needs {need}")
-    packed, offset = {}, LEGACY_HEADER.size
+    need = sum(size for _, size in layout)
+    _check_size(path, need, len(data))
+    body = take(inflate.unconsumed_tail, need)
+    if len(body) < need:
+        raise SplatFileError(path, f"spz payload holds {LEGACY_HEADER.size + len(body)} bytes but its header "
+                                   f"({n} splats, SH degree {degree}) needs {LEGACY_HEADER.size + need} "
+                                   "(truncated)")
+    packed, offset = {}, 0
     for name, size in layout:
-        packed[name] = np.frombuffer(raw, np.uint8, size, offset)
+        packed[name] = np.frombuffer(body, np.uint8, size, offset)
         offset += size
-    return _unpack(path, packed, n, degree, frac, version)
+    return _unpack(path, packed, n, degree, frac, version, convert_axes)
 
 
-def _read_v4(path, data: bytes) -> SplatArrays:
+def _read_v4(path, data: bytes, convert_axes: bool) -> SplatArrays:
     if len(data) < V4_HEADER.size:
         raise SplatFileError(path, f"spz v4 file of {len(data)} bytes is shorter than its 32-byte header")
     magic, version, n, degree, frac, _flags, n_streams, toc = V4_HEADER.unpack_from(data)
     _check_header(path, version, n, degree, frac, (4,))
     layout = [(name, size) for name, size in _layout(n, degree, version) if size]
+    _check_size(path, sum(size for _, size in layout), len(data))
     if n_streams != len(layout):
         raise SplatFileError(path, f"spz v4 has {n_streams} streams, SH degree {degree} needs {len(layout)}")
     toc_end = toc + TOC_ENTRY.size * n_streams
@@ -136,11 +166,14 @@ def _read_v4(path, data: bytes) -> SplatArrays:
     if offset != len(data):
         raise SplatFileError(path, f"spz v4 has {len(data) - offset} bytes after its last stream")
     packed.setdefault("sh", np.zeros(0, np.uint8))
-    return _unpack(path, packed, n, degree, frac, version)
+    return _unpack(path, packed, n, degree, frac, version, convert_axes)
 
 
-def read_spz(path: str | os.PathLike) -> SplatArrays:
-    """Read a Niantic ``.spz`` file of version 2, 3 or 4, converting RUB to our RDF axes.
+def read_spz(path: str | os.PathLike, convert_axes: bool = False) -> SplatArrays:
+    """Read a Niantic ``.spz`` file of version 2, 3 or 4.
+
+    Axes as stored (see the module docstring); ``convert_axes=True`` reads the file as RUB and
+    converts to our RDF axes (y and z negated, rotations and SH turned with them).
 
     Returns float32 :class:`SplatArrays` (log scales, logit opacities, unit quaternions w, x, y, z,
     SH degree as stored, at most 3).
@@ -152,9 +185,9 @@ def read_spz(path: str | os.PathLike) -> SplatArrays:
     """
     data = read_bytes(path)
     if len(data) >= 4 and struct.unpack_from("<I", data)[0] == MAGIC:
-        return _read_v4(path, data)
+        return _read_v4(path, data, convert_axes)
     if data[:2] == b"\x1f\x8b":
-        return _read_legacy(path, data)
+        return _read_legacy(path, data, convert_axes)
     raise SplatFileError(path, "not an spz file (neither NGSP nor gzip magic)")
 
 
@@ -171,8 +204,9 @@ def choose_fractional_bits(means: np.ndarray) -> int:
 
 def encode_spz(arrays: SplatArrays, path, version: int = 4, fractional_bits: int | None = None,
                sh1_bits: int = q.SH1_BITS, sh_rest_bits: int = q.SH_REST_BITS,
-               zstd_level: int = ZSTD_LEVEL) -> bytes:
-    """The bytes of an spz file of ``version`` (2, 3 or 4) holding ``arrays`` (RDF -> RUB).
+               zstd_level: int = ZSTD_LEVEL, convert_axes: bool = False) -> bytes:
+    """The bytes of an spz file of ``version`` (2, 3 or 4) holding ``arrays`` (axes as given, or
+    RDF -> RUB with ``convert_axes``).
 
     Raises:
         SplatFileError (naming ``path``): 0 splats, an unsupported version or bit count, or a
@@ -185,7 +219,9 @@ def encode_spz(arrays: SplatArrays, path, version: int = 4, fractional_bits: int
     n, degree = len(arrays), arrays.sh_degree
     if n == 0:
         raise SplatFileError(path, "spz cannot hold 0 splats (readers reject numPoints = 0)")
-    means, quats, sh_rest = q.flip_axes(arrays.means, arrays.quats, arrays.sh[:, 1:])
+    means, quats, sh_rest = arrays.means, arrays.quats, arrays.sh[:, 1:]
+    if convert_axes:
+        means, quats, sh_rest = q.flip_axes(means, quats, sh_rest)
     frac = choose_fractional_bits(means) if fractional_bits is None else fractional_bits
     if not 0 <= frac <= 24 or np.abs(means).max() > q.position_range(frac):
         raise SplatFileError(path, f"coordinates up to {np.abs(means).max():.6g} m do not fit 24-bit fixed "
@@ -205,17 +241,20 @@ def encode_spz(arrays: SplatArrays, path, version: int = 4, fractional_bits: int
 
 
 def write_spz(arrays: SplatArrays, path: str | os.PathLike, version: int = 4,
-              fractional_bits: int | None = None, zstd_level: int = ZSTD_LEVEL) -> None:
-    """Write ``arrays`` as a Niantic ``.spz`` (default version 4, ZSTD level 12), atomically.
+              fractional_bits: int | None = None, zstd_level: int = ZSTD_LEVEL,
+              convert_axes: bool = False) -> None:
+    """Write ``arrays`` as a Niantic ``.spz`` (default version 4, ZSTD level 3), atomically.
 
     ``fractional_bits`` None picks 12 or fewer to fit the scene (:func:`choose_fractional_bits`).
-    ``zstd_level`` 12 matches the reference writer; 3 is ~3x faster for ~3% larger files.
+    ``zstd_level`` 12 matches the reference writer (~3% smaller, many times slower).
+    ``convert_axes`` stores RUB axes (Niantic's README) instead of the PLY axes as given.
 
     Raises:
         SplatFileError: invalid ``arrays`` (NaN/inf, zero quaternion) or see :func:`encode_spz`;
             nothing is written then.
     """
     check_for_write(arrays, path)
-    data = encode_spz(arrays, path, version=version, fractional_bits=fractional_bits, zstd_level=zstd_level)
+    data = encode_spz(arrays, path, version=version, fractional_bits=fractional_bits, zstd_level=zstd_level,
+                      convert_axes=convert_axes)
     with atomic_write(path) as fh:
         fh.write(data)

@@ -28,16 +28,16 @@ from __future__ import annotations
 import numpy as np
 
 from .arrays import logit, sigmoid
+from .axes import TURN_X, sh_signs
 
 #: DC colour scale of spz (``colorScale`` in load-spz.cc).
 COLOR_SCALE = 0.15
 #: Default quantisation bits of degree-1 and degree-2+ SH coefficients (``PackOptions``).
 SH1_BITS = 5
 SH_REST_BITS = 4
-#: Sign of each SH basis function 1..15 (degree 1: y, z, x; degree 2: xy, yz, 3z^2-1, xz, x^2-y^2;
-#: degree 3: y(3x^2-y^2), xyz, y(5z^2-1), z(5z^2-3), x(5z^2-1), z(x^2-y^2), x(x^2-3y^2)) under
-#: y -> -y, z -> -z; ``flipSh`` of spz's ``coordinateConverter`` with x = 1, y = z = -1.
-SH_FLIP_RDF_RUB = np.array([-1, -1, 1, -1, 1, 1, -1, 1, -1, 1, -1, -1, 1, -1, 1], np.float64)
+#: Sign of each SH basis function 1..15 under y -> -y, z -> -z (:mod:`resplat.formats.axes`);
+#: ``flipSh`` of spz's ``coordinateConverter`` with x = 1, y = z = -1.
+SH_FLIP_RDF_RUB = sh_signs(TURN_X, 15)
 POS_FLIP_RDF_RUB = np.array([1.0, -1.0, -1.0])
 _SQRT1_2 = np.sqrt(0.5)
 _MASK9 = 511
@@ -164,15 +164,28 @@ def unpack_rotations_first_three(packed: np.ndarray) -> np.ndarray:
 # -- spherical harmonics ---------------------------------------------------------------------------
 def pack_sh(sh_rest: np.ndarray, sh1_bits: int = SH1_BITS, sh_rest_bits: int = SH_REST_BITS) -> np.ndarray:
     """[N, D, 3] SH coefficients 1..D -> [N*D*3] u8 (legacy [-1, 1] quantisation with buckets of
-    2^(8 - sh1_bits) for degree 1 (coefficients 1..3) and 2^(8 - sh_rest_bits) above)."""
-    # float32 is exact here: scaling by 128 and the bucket arithmetic stay on small integers
-    x = np.clip(np.asarray(sh_rest, np.float32), -4.0, 4.0)
-    q = round_away(x * np.float32(128.0)) + np.float32(128.0)
-    bucket = np.full(sh_rest.shape[1], 2.0 ** (8 - sh_rest_bits), np.float32)
-    bucket[:3] = 2.0 ** (8 - sh1_bits)
-    bucket = bucket[None, :, None]
-    q = np.floor((q + bucket / 2) / bucket) * bucket
-    return np.clip(q, 0, 255).astype(np.uint8).reshape(-1)
+    2^(8 - sh1_bits) for degree 1 (coefficients 1..3) and 2^(8 - sh_rest_bits) above).
+
+    ``quantizeSHLegacy``: q = round(c * 128) + 128 (half away from zero), then
+    (q + b / 2) // b * b clipped to 0..255. Exact integer arithmetic: the float32 product
+    c * 128 is split into its integer part and an exact fractional part.
+    """
+    n, d = sh_rest.shape[:2]
+    t = np.clip(np.asarray(sh_rest, np.float32), -4.0, 4.0) * np.float32(128.0)
+    whole = np.trunc(t)
+    q = whole.astype(np.int16)
+    t -= whole  # exact: the fractional part of t
+    q += (t >= 0.5).view(np.int8)
+    q -= (t <= -0.5).view(np.int8)
+    q += 128
+    for lo, hi, bits in ((0, min(d, 3), sh1_bits), (3, d, sh_rest_bits)):
+        if hi > lo:
+            b = 1 << (8 - bits)
+            part = q[:, lo:hi]
+            part += b // 2
+            part &= ~(b - 1)  # floor to a multiple of the power-of-two bucket
+    np.clip(q, 0, 255, out=q)
+    return q.astype(np.uint8).reshape(-1)
 
 
 def unpack_sh(packed: np.ndarray, n: int, dim: int) -> np.ndarray:

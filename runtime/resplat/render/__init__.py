@@ -20,6 +20,7 @@ Backends (all behind :func:`render`, same semantics, tested against one another)
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 from torch import Tensor
@@ -136,3 +137,14 @@ def _resolve_backend(name: str, gaussians: Gaussians):
             raise BackendError("the gsplat backend needs the gsplat package (pip install gsplat==1.5.3 packaging)")
         return render_gsplat
     raise BackendError(f"unknown rasteriser backend {name!r}: choose 'auto', 'torch' or 'gsplat'")
+
+
+class _CallableModule(type(sys.modules[__name__])):
+    """``resplat.render`` names both this package and :func:`render`: once the package is
+    imported, Python binds the package to ``resplat.render``, so calling it calls :func:`render`."""
+
+    def __call__(self, *args, **kwargs):
+        return render(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
