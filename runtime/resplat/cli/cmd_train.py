@@ -29,6 +29,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--depth-weight", type=float, default=0.1, help="log-depth L1 weight (synthetic data with depth)")
     p.add_argument("--depth-prior-prob", type=float, default=0.0,
                    help="probability of feeding a sample's exact depth to the model (default 0: RGB only)")
+    p.add_argument("--stop-at", type=int, default=None, metavar="N",
+                   help="stop after step N of --steps (resumable) and export those weights as "
+                        "model-stepN.safetensors in --out (the schedule still spans --steps)")
     p.add_argument("--frame-scale", choices=("metric", "lookat"), default=None,
                    help="model-frame scaling to train with (default: the preset's, or --init's stored config)")
     p.add_argument("--vgg-weights", type=Path, default=None,
@@ -97,7 +100,12 @@ def run(args, progress) -> None:
                       bf16_cpu=args.bf16_cpu)
     dataset = open_dataset(args)
     model = _model(args, device)
-    summary = train(model, dataset, cfg, args.out, device=device,
+    summary = train(model, dataset, cfg, args.out, device=device, stop_at=args.stop_at,
                     report=lambda s, t, parts: progress.step("train", s, t, **parts))
+    if args.stop_at is not None and summary["steps"] < cfg.steps:
+        from ..train.checkpointing import export_safetensors
+
+        summary["weights"] = str(args.out / f"model-step{summary['steps']}.safetensors")
+        export_safetensors(model, summary["weights"])
     progress.result("train", weights=summary["weights"], steps=summary["steps"],
                     seconds_per_step=summary["seconds_per_step"], loss=summary["final"].get("loss"))
