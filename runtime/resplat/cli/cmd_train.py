@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import ResplatError
-from .common import config_from_json
+from .common import DEVICE_HELP, config_from_json
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -30,7 +30,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--vgg-weights", type=Path, default=None,
                    help="LPIPS VGG16 weights file: adds the perceptual loss (weight --perceptual-weight)")
     p.add_argument("--perceptual-weight", type=float, default=0.5)
-    p.add_argument("--device", default="auto", help="auto (CUDA if available, else CPU), cpu, cuda")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--no-bf16", action="store_true", help="no bf16 autocast on CUDA")
     p.add_argument("--context", type=int, default=8, help="context views per example (chunk data)")
     p.add_argument("--target", type=int, default=4, help="target views per example (chunk data)")
@@ -68,7 +68,7 @@ def _model(args, device):
 
 
 def run(args, progress) -> None:
-    from ..model.reconstruct import resolve_device
+    from ..device import resolve_device
     from ..train import TrainConfig, train
 
     device = resolve_device(args.device)
