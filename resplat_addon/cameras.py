@@ -11,8 +11,7 @@ covering [i, i + 1], so pixel centres lie at half-integers as in :mod:`resplat.c
 
 Extrinsics: ``matrix_world`` with its scale removed is the OpenGL camera-to-world matrix (camera
 looks down -z, +y up), exactly what nerfstudio's ``transforms.json`` stores
-(:mod:`resplat.views.transforms_json`, whose writer imports torch, so the same keys are written
-here).
+(written by the runtime's torch-free ``resplat.viewfiles`` writer, the one the runtime uses).
 
 The other way (importing COLMAP / transforms.json cameras): :func:`lens_settings` inverts
 :func:`intrinsics` for square pixels and :func:`opengl_c2w_from_w2c` turns an OpenCV
@@ -21,7 +20,6 @@ world-to-camera pose into the ``matrix_world`` of a Blender camera.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .runtime_formats import ResplatError, atomic_write, viewfiles
+from .runtime_formats import ResplatError, viewfiles
 
 SENSOR_FITS = ("AUTO", "HORIZONTAL", "VERTICAL")
 
@@ -193,15 +191,14 @@ def transforms_dict(views: Sequence[CameraView], image_paths: Sequence[str | os.
 
 def write_transforms_json(path: str | os.PathLike, views: Sequence[CameraView], image_paths: Sequence[str | os.PathLike],
                           depth_paths: Sequence[str | os.PathLike] | None = None) -> None:
-    """Write :func:`transforms_dict` to ``path`` atomically (temporary file, then rename).
+    """Write :func:`transforms_dict` to ``path`` with the runtime's own writer
+    (``resplat.viewfiles.write_transforms_document``: atomic, temporary file then rename).
 
     Raises:
         ResplatError: bad views (see :func:`transforms_dict`) or the file cannot be written.
     """
     path = Path(path)
-    text = json.dumps(transforms_dict(views, image_paths, path.parent, depth_paths), indent=2)
-    with atomic_write(path, error=lambda p, problem: ResplatError(f"{p}: {problem}")) as fh:
-        fh.write((text + "\n").encode("utf-8"))
+    viewfiles.write_transforms_document(path, transforms_dict(views, image_paths, path.parent, depth_paths))
 
 
 def camera_view(obj, width: int, height: int, pixel_aspect_x: float = 1.0, pixel_aspect_y: float = 1.0) -> CameraView:

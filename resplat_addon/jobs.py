@@ -2,7 +2,8 @@
 :class:`.runtime_process.RuntimeJob`).
 
 A :class:`JobController` owns one job: :meth:`tick` drains the reader thread's queue and is the
-only place that touches Blender data (RESEARCH.md section 3: never from another thread);
+only place that touches Blender data (bpy is not thread-safe: Blender's Python API manual,
+"Gotchas: Strange errors when using the threading module", so never from another thread);
 :meth:`cancel` kills the process and undoes everything. The modal operators only forward their
 timer events to :meth:`tick` and Esc to :meth:`cancel`, so headless tests (no window, hence no
 modal handler in background mode) drive the very same controller by calling :meth:`tick` in a
@@ -36,12 +37,35 @@ class JobController:
         self.error = ""
         self.done = False
         self.cancelled = False
+        self._progress = False
+
+    def begin_progress(self) -> None:
+        """Show the window manager's progress bar (once)."""
+        if not self._progress:
+            self.context.window_manager.progress_begin(0, 1000)
+            self._progress = True
+
+    def set_progress(self, fraction: float) -> None:
+        """Move the progress bar to ``fraction`` (0..1)."""
+        self.fraction = min(1.0, max(0.0, fraction))
+        self.begin_progress()
+        self.context.window_manager.progress_update(int(1000 * self.fraction))
+
+    def _end_progress(self) -> None:
+        if self._progress:
+            self.context.window_manager.progress_end()
+            self._progress = False
 
     def start_job(self, commands: list[list[str]], env: dict | None = None) -> None:
         """Start the runtime commands (ResplatError when the first cannot start)."""
         self.job = RuntimeJob(commands, env).start()
-        wm = self.context.window_manager
-        wm.progress_begin(0, 1000)
+        self.begin_progress()
+
+    def fail(self, message: str) -> None:
+        """End the job as a failure with ``message``: kill the runtime, undo everything."""
+        self.error = message
+        self.cancel()
+        self.cancelled = False  # a failure, reported as such
 
     def tick(self) -> bool:
         """Handle every queued event; returns True once the job has ended (success or error)."""
@@ -55,17 +79,14 @@ class JobController:
                 self.error = self.error or str(ev.data.get("message", "runtime error"))
             elif ev.kind == "progress":
                 total = max(int(ev.data.get("total") or 1), 1)
-                self.fraction = min(1.0, int(ev.data.get("step") or 0) / total)
+                self.set_progress(int(ev.data.get("step") or 0) / total)
                 self.status = f"{ev.data.get('stage', '')} {ev.data.get('step')}/{total}"
-                self.context.window_manager.progress_update(int(1000 * self.fraction))
             elif ev.kind == "message":
                 self.status = str(ev.data.get("message", ""))
             try:
                 self.on_event(ev)
             except ResplatError as e:
-                self.error = str(e)
-                self.cancel()
-                self.cancelled = False  # a failure, reported as such
+                self.fail(str(e))
                 return True
         return False
 
@@ -81,7 +102,7 @@ class JobController:
 
     def _finish(self, code: int) -> None:
         self.done = True
-        self.context.window_manager.progress_end()
+        self._end_progress()
         if code != 0 and not self.error:
             self.error = self.job.failure(code)
         if not self.error:
@@ -101,7 +122,7 @@ class JobController:
             return
         if self.job is not None:
             self.job.cancel()
-        self.context.window_manager.progress_end()
+        self._end_progress()
         self.done = self.cancelled = True
         self.cleanup(failed=True)
 
@@ -116,8 +137,10 @@ class JobController:
 
 
 def modal_step(op, context, event, controller: JobController):
-    """Shared modal() body: Esc cancels, timer events tick; returns the modal result set and
-    reports the outcome on ``op``."""
+    """Shared modal() body: Esc cancels, timer events tick (one tick may render one view, so Esc
+    is taken between views); the header and the status bar show the controller's status (set
+    after the tick, so they name what comes next). Returns the modal result set and reports the
+    outcome on ``op``."""
     if event.type == "ESC":
         controller.cancel()
         _end(op, context)
@@ -125,9 +148,8 @@ def modal_step(op, context, event, controller: JobController):
         return {"CANCELLED"}
     if event.type != "TIMER":
         return {"PASS_THROUGH"}
-    if context.area is not None:
-        context.area.header_text_set(f"ReSplat: {controller.status}")
     if not controller.tick():
+        show_status(context, f"ReSplat: {controller.status} (Esc cancels)")
         return {"RUNNING_MODAL"}
     _end(op, context)
     if controller.error:
@@ -137,12 +159,20 @@ def modal_step(op, context, event, controller: JobController):
     return {"FINISHED"}
 
 
+def show_status(context, text: str | None) -> None:
+    """Show ``text`` in the area header and the workspace status bar (``None`` clears both);
+    headless contexts have neither."""
+    if context.area is not None:
+        context.area.header_text_set(text)
+    if getattr(context, "workspace", None) is not None:
+        context.workspace.status_text_set(text)
+
+
 def _end(op, context) -> None:
     if getattr(op, "_timer", None) is not None:
         context.window_manager.event_timer_remove(op._timer)
         op._timer = None
-    if context.area is not None:
-        context.area.header_text_set(None)
+    show_status(context, None)
 
 
 def start_modal(op, context, controller: JobController):
@@ -189,3 +219,13 @@ class JobOperator:
             return {"CANCELLED"}
         self.report({"INFO"}, self._job.status)
         return {"FINISHED"}
+
+
+def job_operator(cls_name: str, idname: str, label: str, make_job, doc: str) -> type:
+    """A :class:`JobOperator` Blender operator class (REGISTER, UNDO: the result is one undo
+    step) whose job comes from ``make_job(context)``; ``doc`` is its tooltip."""
+    import bpy
+
+    return type(cls_name, (JobOperator, bpy.types.Operator), {
+        "__doc__": doc, "bl_idname": idname, "bl_label": label, "bl_options": {"REGISTER", "UNDO"},
+        "make_job": staticmethod(make_job), "__module__": make_job.__module__})

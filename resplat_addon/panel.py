@@ -1,13 +1,15 @@
 """3D View sidebar tab "ReSplat": Import Cameras (COLMAP / transforms.json), the Reconstruct and
 Refine options (``scene.resplat``) and buttons: the model (embedded by default, a checkpoint
-file, or optimisation only), its iterations, pruning and optimisation steps; says when a
-checkpoint file is wanted but not set."""
+file, or optimisation only), its iterations (the model's default, or a count), pruning,
+optimisation steps and time-budgeted Polish; says when a checkpoint file is wanted but not set,
+and shows the active result's Quality readout (PSNR / SSIM at its input views)."""
 
 from __future__ import annotations
 
 import bpy
 
 from .preferences import get_prefs, interpreter
+from .splat_job import object_quality
 
 
 class VIEW3D_PT_resplat(bpy.types.Panel):
@@ -43,11 +45,23 @@ class VIEW3D_PT_resplat(bpy.types.Panel):
                 col.prop(s, "checkpoint")
                 if not (s.checkpoint or prefs.checkpoint):
                     col.label(text="Choose a checkpoint file (here or in the preferences)", icon="ERROR")
-            col.prop(s, "iterations")
+            row = col.row(align=True)
+            row.prop(s, "model_iterations")
+            sub = row.row(align=True)
+            sub.enabled = not s.model_iterations
+            sub.prop(s, "iterations")
             col.prop(s, "prune_opacity")
         col.prop(s, "steps")
+        row = col.row(align=True)
+        row.prop(s, "polish")
+        if s.polish == "CUSTOM":
+            row.prop(s, "polish_seconds")
         col.prop(s, "device")
+        col.prop(s, "quality")
         if not interpreter(prefs):
             col.label(text="No runtime: Preferences > Add-ons > ReSplat", icon="ERROR")
         col.operator("resplat.reconstruct")
         col.operator("resplat.refine")
+        quality = object_quality(context.active_object)
+        if quality:
+            col.label(text=f"Quality: {quality}", icon="INFO")

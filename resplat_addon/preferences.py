@@ -12,11 +12,13 @@ from pathlib import Path
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
+from .runtime_formats import defaults as D
 from .runtime_process import venv_python
 
 #: The extension's package (``bl_ext.<repo>.resplat``): preferences are registered under it.
 ADDON_ID = __package__.rpartition(".")[0]
-DEVICES = (("auto", "Auto", "CUDA, then MPS, then CPU"), ("cpu", "CPU", ""), ("cuda", "CUDA", ""), ("mps", "MPS", "Apple Metal"))
+#: the runtime's device names; Auto's text is the runtime's rule (resplat.device.resolve_device)
+DEVICES = (("auto", "Auto", D.DEVICE_AUTO_TEXT), ("cpu", "CPU", ""), ("cuda", "CUDA", ""), ("mps", "MPS", "Apple Metal"))
 
 
 def venv_dir() -> Path:

@@ -22,19 +22,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .runtime_formats import ResplatError
+from .runtime_formats import defaults as D
 
 #: torch wheel index per variant (the PyTorch "get started" matrix); MPS uses PyPI's macOS wheels.
 TORCH_INDEX = {"CPU": "https://download.pytorch.org/whl/cpu", "CUDA": "https://download.pytorch.org/whl/cu128", "MPS": None}
 
-#: ``python -c`` probe printing one JSON line: runtime version, torch version, device found, and
-#: whether the runtime has the embedded model's weights file (``embedded``, bool).
+#: ``python -c`` probe (argument: the device setting) printing one JSON line: runtime version,
+#: torch version, the device the setting resolves to by the runtime's own rule
+#: (``resplat.device.resolve_device``; or why it is unavailable, ``device_error``) and whether the
+#: runtime has the embedded model's weights file (``embedded``, bool).
 CHECK_CODE = (
-    "import json, torch, resplat\n"
+    "import json, sys, torch, resplat\n"
+    "from resplat.device import resolve_device\n"
+    "from resplat.errors import ResplatError\n"
     "from resplat.model.checkpoint import embedded_weights_path\n"
-    "d = 'cuda' if torch.cuda.is_available() else ('mps' if getattr(torch.backends, 'mps', None) "
-    "and torch.backends.mps.is_available() else 'cpu')\n"
-    "print(json.dumps({'resplat': resplat.__version__, 'torch': torch.__version__, 'device': d, "
-    "'embedded': embedded_weights_path().is_file()}))\n"
+    "info = {'resplat': resplat.__version__, 'torch': torch.__version__, 'embedded': embedded_weights_path().is_file()}\n"
+    "try:\n"
+    "    info['device'] = str(resolve_device(sys.argv[1]))\n"
+    "except ResplatError as e:\n"
+    "    info['device'], info['device_error'] = '', str(e)\n"
+    "print(json.dumps(info))\n"
 )
 
 
@@ -53,15 +60,16 @@ def check_interpreter(python: str) -> str:
     return python
 
 
-def check_runtime(python: str, timeout: float = 120.0) -> dict:
-    """Run :data:`CHECK_CODE` in ``python``; returns {"resplat", "torch", "device", "embedded"}.
+def check_runtime(python: str, device: str = "auto", timeout: float = 120.0) -> dict:
+    """Run :data:`CHECK_CODE` in ``python`` for the device setting ``device``; returns
+    {"resplat", "torch", "device", "embedded"} and "device_error" when ``device`` is unavailable.
 
     Raises:
         ResplatError: interpreter missing, or it cannot import torch/resplat (last stderr line).
     """
     check_interpreter(python)
     try:
-        r = subprocess.run([python, "-c", CHECK_CODE], capture_output=True, text=True, timeout=timeout)
+        r = subprocess.run([python, "-c", CHECK_CODE, device], capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ResplatError(f"runtime interpreter {python} could not run ({exc})") from None
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
@@ -96,25 +104,30 @@ def install_commands(base_python: str, venv: str | os.PathLike, runtime_parent: 
             [py, "-c", _PTH_CODE, str(runtime_parent)]]
 
 
-def runtime_command(python: str, command: str, views: str, out: str, *, checkpoint: str = "", iterations: int = 4,
-                    steps: int = 0, prune_opacity: float = 0.005, init: str = "", random_count: int = 20000,
-                    depth_init: bool = False, device: str = "auto", preview_dir: str = "", extra: tuple[str, ...] = ()) -> list[str]:
-    """The ``python -m resplat`` command line of one job.
+def runtime_command(python: str, command: str, views: str, out: str, *, checkpoint: str = "",
+                    iterations: int | None = None, steps: int = D.POLISH_STEPS, prune_opacity: float = D.PRUNE_OPACITY,
+                    seconds: float = 0.0, init: str = "", random_count: int = D.RANDOM_COUNT, depth_init: bool = False,
+                    device: str = "auto", preview_dir: str = "", extra: tuple[str, ...] = ()) -> list[str]:
+    """The ``python -m resplat`` command line of one job (defaults: :mod:`resplat.defaults`).
 
     Args:
         command: "reconstruct" (``checkpoint`` file, "" for the runtime's embedded model;
-            ``iterations``, ``prune_opacity``, and ``steps`` optimisation steps of the polish) or
-            "optimize" (``steps``; ``init`` file, else ``--depth-init random_count`` when
-            ``depth_init`` (the views carry depth maps), else ``--random random_count``).
+            ``iterations`` (``None``: the model's own default), ``prune_opacity``, ``steps``
+            optimisation steps of the polish and ``seconds`` of time-budgeted polish,
+            ``--polish-seconds``) or "optimize" (``steps``, ``seconds`` as ``--seconds``;
+            ``init`` file, else ``--depth-init random_count`` when ``depth_init`` (the views
+            carry depth maps), else ``--random random_count``). ``seconds`` 0: no time budget.
         views: transforms.json path; out: output .ply path; preview_dir: "" for none.
     """
     cmd = [python, "-m", "resplat", command, views, "--out", out, "--device", device, "--progress", "jsonl"]
     if command == "reconstruct":
-        cmd += (["--checkpoint", checkpoint] if checkpoint else []) + [
-            "--iterations", str(iterations), "--prune-opacity", f"{prune_opacity:g}", "--optimize-steps", str(steps)]
+        cmd += (["--checkpoint", checkpoint] if checkpoint else []) + (
+            [] if iterations is None else ["--iterations", str(iterations)]) + [
+            "--prune-opacity", f"{prune_opacity:g}", "--optimize-steps", str(steps)]
+        cmd += ["--polish-seconds", f"{seconds:g}"] if seconds > 0 else []
     else:
         start = ["--init", init] if init else ["--depth-init" if depth_init else "--random", str(random_count)]
-        cmd += ["--steps", str(steps)] + start
+        cmd += ["--steps", str(steps)] + (["--seconds", f"{seconds:g}"] if seconds > 0 else []) + start
     if preview_dir:
         cmd += ["--preview-dir", preview_dir]
     return cmd + list(extra)

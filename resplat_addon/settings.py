@@ -1,5 +1,7 @@
 """Scene settings of the ReSplat sidebar panel (``scene.resplat``): where the views come from,
-which model reconstructs them and how the runtime runs (issue 5 item 3)."""
+which model reconstructs them and how the runtime runs. Defaults and bounds of the options the
+runtime also has come from the runtime's own :mod:`resplat.defaults` (bundled copy), so the
+panel and ``resplat reconstruct`` cannot disagree."""
 
 from __future__ import annotations
 
@@ -7,9 +9,16 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from .preferences import DEVICES
+from .runtime_formats import defaults as D
 
 #: optimisation steps of "Optimisation Only" when the panel's steps are 0
-FALLBACK_STEPS = 500
+FALLBACK_STEPS = D.OPTIMIZE_ONLY_STEPS
+#: the Polish choices: none, the runtime's offered budgets, or the seconds below
+POLISH = (("OFF", "Off", "No time-budgeted polish"),
+          *((f"{s:g}", f"{s:g} s" if s < 60 else f"{s / 60:g} min",
+             f"Optimise for {s:g} s of wall-clock time after the model (Refine: instead of a step count)")
+            for s in D.POLISH_SECONDS),
+          ("CUSTOM", "Custom", "Optimise for the seconds given below"))
 #: the model choices: the runtime's embedded model (default), a checkpoint file, or no model
 MODELS = (("EMBEDDED", "Embedded (tiny, default)",
            "The small ReSplat model shipped with the runtime (resplat/model/weights/tiny.safetensors)"),
@@ -37,20 +46,44 @@ class ResplatSceneSettings(bpy.types.PropertyGroup):
     width: IntProperty(name="Width", default=256, min=16, max=4096, subtype="PIXEL")
     height: IntProperty(name="Height", default=256, min=16, max=4096, subtype="PIXEL")
     model: EnumProperty(name="Model", items=MODELS, default="EMBEDDED", description="What reconstructs the views")
-    iterations: IntProperty(name="Iterations", default=4, min=0, max=8,
+    model_iterations: BoolProperty(name="Model Default", default=True,
+                                   description="Run the model's own number of iterations (the embedded model: "
+                                               f"{D.EMBEDDED_ITERATIONS}; a checkpoint: its preset's default)")
+    iterations: IntProperty(name="Iterations", default=D.EMBEDDED_ITERATIONS, min=0, max=D.MAX_ITERATIONS,
                             description="Recurrent update iterations of the model (0: the initial prediction only)")
-    prune_opacity: FloatProperty(name="Prune Opacity", default=0.005, min=0.0, max=0.5, precision=3,
+    prune_opacity: FloatProperty(name="Prune Opacity", default=D.PRUNE_OPACITY, min=0.0, max=D.MAX_PRUNE_OPACITY,
+                                 precision=3,
                                  description="After the last iteration remove splats less opaque than this "
                                              "(0: keep every splat)")
-    steps: IntProperty(name="Optimisation Steps", default=0, min=0, max=100000,
+    steps: IntProperty(name="Optimisation Steps", default=D.POLISH_STEPS, min=0, max=D.MAX_STEPS,
                        description="3DGS optimisation steps after the model (polish); with Optimisation Only the "
                                    f"steps ({FALLBACK_STEPS} when this is 0)")
     checkpoint: StringProperty(name="Checkpoint", subtype="FILE_PATH", default="",
                                description="Checkpoint for Model: Checkpoint File (empty: the preferences' checkpoint)")
     device: EnumProperty(name="Device", items=(("PREFS", "Preferences", "The preferences' device"), *DEVICES), default="PREFS")
-    random_count: IntProperty(name="Initial Gaussians", default=20000, min=1, max=10_000_000,
+    polish: EnumProperty(name="Polish", items=POLISH, default="OFF",
+                         description="Time-budgeted 3DGS optimisation: after the model (Reconstruct), or the whole "
+                                     "run of Refine and Optimisation Only")
+    polish_seconds: FloatProperty(name="Seconds", default=60.0, min=1.0, max=24 * 3600.0,
+                                  description="Wall-clock seconds of the custom polish")
+    quality: BoolProperty(name="Quality Readout", default=True,
+                          description="After Reconstruct / Refine, render the result at the input views and show "
+                                      "its PSNR and SSIM against them (resplat eval)")
+    random_count: IntProperty(name="Initial Gaussians", default=D.RANDOM_COUNT, min=1, max=D.MAX_RANDOM_COUNT,
                               description="Initial Gaussians of Optimisation Only: random in the cameras' common "
                                           "view, or on the depth pass's surfaces")
+
+
+def polish_seconds(settings) -> float:
+    """Seconds of the Polish choice of ``settings`` (0 when it is off)."""
+    if settings.polish == "OFF":
+        return 0.0
+    return float(settings.polish_seconds if settings.polish == "CUSTOM" else settings.polish)
+
+
+def iterations(settings) -> int | None:
+    """The iterations to ask for: ``None`` (the model's own default) with Model Default on."""
+    return None if settings.model_iterations else int(settings.iterations)
 
 
 def register():

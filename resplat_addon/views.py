@@ -3,8 +3,11 @@ engine through the Standard view transform, or (b) existing images matched to th
 camera's background image, or a folder whose file names are the camera names), plus the
 ``transforms.json`` that poses them (:mod:`.cameras`).
 
-Every check (cameras, images readable, one size for all) runs before anything is written; the
-render settings touched are restored exactly afterwards, even on error, so the scene is unchanged.
+Every check (cameras, images readable, one size for all) runs before anything is written. While
+the views render, every splat object is hidden and the render settings are the views' own; each
+is restored exactly afterwards, even on error or cancel, so the scene is unchanged. Renders go
+one camera per step (:class:`ViewWriter`), so the modal jobs show progress and take Esc between
+views.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import bpy
@@ -20,7 +23,9 @@ import bpy
 from .camera_import import exact_view
 from .cameras import CameraView, camera_view, write_transforms_json
 from .depth_pass import depth_capture
+from .display import MODIFIER_NAME
 from .runtime_formats import ResplatError
+from .splats.pointcloud import splat_schema
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 #: (path below the scene, attribute) of every render setting :func:`render_views` changes.
@@ -78,47 +83,137 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "camera"
 
 
+@contextmanager
+def hidden_splats(scene):
+    """Hide every splat object of ``scene`` (:func:`is_splat_object`: imported, reconstructed,
+    refined and preview objects) from rendering, and give each its own ``hide_render`` back on
+    exit, even on error. The splats render in Cycles and EEVEE (docs/blender-display.md), so
+    without this a view would show an earlier result, and Refine would fit an object partly to
+    its own rendering. Objects removed meanwhile are skipped."""
+    saved = [(ob, ob.hide_render) for ob in scene.objects if is_splat_object(ob)]
+    try:
+        for ob, _ in saved:
+            ob.hide_render = True
+        yield [ob.name for ob, _ in saved]
+    finally:
+        for ob, flag in saved:
+            try:
+                ob.hide_render = flag
+            except ReferenceError:  # removed while the views rendered (modal job)
+                pass
+
+
+def is_splat_object(ob) -> bool:
+    """A point cloud with splat attributes, or any object carrying the splat display modifier."""
+    return splat_schema(ob) is not None or any(m.name == MODIFIER_NAME for m in ob.modifiers)
+
+
+class ViewRenderer:
+    """Renders ``cameras`` at ``width`` x ``height`` into ``folder``, one camera per
+    :meth:`step`, so a modal job can draw progress and take Esc between views (square pixels,
+    100 %, Standard view transform, 8-bit RGB PNG: images are sRGB-encoded linear renders); with
+    ``depth`` also each camera's Z pass as ``folder/depth/<i>_<camera>.npy`` (float32 metres, 0 =
+    no surface; :mod:`.depth_pass`). Splat objects are hidden (:func:`hidden_splats`).
+
+    From the first :meth:`step` until the last (or :meth:`close`) the scene's render settings,
+    compositor and splat visibility are changed; :meth:`close` (idempotent; called on the last
+    step, on any error and on cancel) restores each exactly.
+
+    Raises (constructor, before anything is changed):
+        ResplatError: a camera that is not perspective, a bad size.
+    """
+
+    def __init__(self, scene, cameras: list, width: int, height: int, folder: Path, depth: bool = False):
+        if width <= 0 or height <= 0:
+            raise ResplatError(f"render size must be positive, got {width}x{height}")
+        self.scene, self.cameras, self.width, self.height, self.folder = scene, cameras, width, height, folder
+        self.views = [camera_view(c, width, height) for c in cameras]
+        self.paths = [folder / f"{i:03d}_{safe_name(c.name)}.png" for i, c in enumerate(cameras)]
+        self.depth_paths = [folder / "depth" / p.with_suffix(".npy").name for p in self.paths] if depth else None
+        self.index = 0
+        self._stack: ExitStack | None = None
+        self._depth = None
+
+    def _open(self) -> None:
+        stack = ExitStack()
+        try:
+            stack.enter_context(hidden_splats(self.scene))
+            stack.enter_context(saved_render_settings(self.scene))
+            if self.depth_paths is not None:
+                self._depth = stack.enter_context(depth_capture(self.scene, self.folder / "depth" / "passes"))
+            r = self.scene.render
+            r.resolution_x, r.resolution_y, r.resolution_percentage = self.width, self.height, 100
+            r.pixel_aspect_x = r.pixel_aspect_y = 1.0
+            r.use_border, r.film_transparent, r.use_file_extension = False, False, True
+            r.image_settings.media_type = "IMAGE"
+            r.image_settings.file_format = "PNG"
+            r.image_settings.color_mode, r.image_settings.color_depth = "RGB", "8"
+            vs = self.scene.view_settings
+            vs.view_transform, vs.look, vs.exposure, vs.gamma, vs.use_curve_mapping = "Standard", "None", 0.0, 1.0, False
+        except BaseException:
+            stack.close()
+            raise
+        self._stack = stack
+
+    @property
+    def done(self) -> bool:
+        """Every camera has been rendered."""
+        return self.index >= len(self.cameras)
+
+    def step(self) -> bool:
+        """Render the next camera; returns :attr:`done`. On any error the scene is restored
+        (:meth:`close`) before it propagates.
+
+        Raises:
+            ResplatError: a render that wrote no image, an engine without a depth pass.
+        """
+        if self.done:
+            return True
+        try:
+            if self._stack is None:
+                self._open()
+            cam, path, scene = self.cameras[self.index], self.paths[self.index], self.scene
+            scene.camera = cam
+            scene.render.filepath = str(path)
+            if self._depth is not None:
+                self._depth.before_render()
+            bpy.ops.render.render(write_still=True, scene=scene.name)
+            if not path.is_file():
+                raise ResplatError(f"rendering camera {cam.name!r} wrote no image")
+            if self._depth is not None:
+                self._depth.save(cam, self.depth_paths[self.index])
+        except BaseException:
+            self.close()
+            raise
+        self.index += 1
+        if self.done:
+            self.close()
+        return self.done
+
+    def close(self) -> None:
+        """Restore the scene (render settings, compositor, splat visibility); idempotent."""
+        stack, self._stack, self._depth = self._stack, None, None
+        if stack is not None:
+            stack.close()
+
+
 def render_views(scene, cameras: list, width: int, height: int, folder: Path,
                  depth: bool = False) -> tuple[list[CameraView], list[Path], list[Path] | None]:
-    """Render each camera at ``width`` x ``height`` (square pixels, 100 %, Standard view
-    transform, 8-bit RGB PNG, so images are sRGB-encoded linear renders) into ``folder``; with
-    ``depth`` also its Z pass as ``folder/depth/<i>_<camera>.npy`` (float32 metres, 0 = no
-    surface; :mod:`.depth_pass`).
+    """Render every camera at once (:class:`ViewRenderer`, its steps in a row).
 
     Returns:
         (views, image paths, depth map paths or ``None``) in camera order.
 
     Raises:
-        ResplatError: a camera that is not perspective (before any render), bad size, an engine
-            without a depth pass.
+        ResplatError: see :class:`ViewRenderer`.
     """
-    if width <= 0 or height <= 0:
-        raise ResplatError(f"render size must be positive, got {width}x{height}")
-    views = [camera_view(c, width, height) for c in cameras]
-    paths = [folder / f"{i:03d}_{safe_name(c.name)}.png" for i, c in enumerate(cameras)]
-    depth_paths = [folder / "depth" / p.with_suffix(".npy").name for p in paths] if depth else None
-    capture = depth_capture(scene, folder / "depth" / "passes") if depth else nullcontext()
-    with saved_render_settings(scene), capture as depth_writer:
-        r = scene.render
-        r.resolution_x, r.resolution_y, r.resolution_percentage = width, height, 100
-        r.pixel_aspect_x = r.pixel_aspect_y = 1.0
-        r.use_border, r.film_transparent, r.use_file_extension = False, False, True
-        r.image_settings.media_type = "IMAGE"
-        r.image_settings.file_format = "PNG"
-        r.image_settings.color_mode, r.image_settings.color_depth = "RGB", "8"
-        vs = scene.view_settings
-        vs.view_transform, vs.look, vs.exposure, vs.gamma, vs.use_curve_mapping = "Standard", "None", 0.0, 1.0, False
-        for i, (cam, path) in enumerate(zip(cameras, paths)):
-            scene.camera = cam
-            r.filepath = str(path)
-            if depth_writer is not None:
-                depth_writer.before_render()
-            bpy.ops.render.render(write_still=True, scene=scene.name)
-            if not path.is_file():
-                raise ResplatError(f"rendering camera {cam.name!r} wrote no image")
-            if depth_writer is not None:
-                depth_writer.save(cam, depth_paths[i])
-    return views, paths, depth_paths
+    r = ViewRenderer(scene, cameras, width, height, folder, depth)
+    try:
+        while not r.step():
+            pass
+    finally:
+        r.close()
+    return r.views, r.paths, r.depth_paths
 
 
 def _image_size(path: str, label: str) -> tuple[int, int]:
@@ -181,20 +276,69 @@ def matched_views(cameras: list, mode: str, folder: str, out: Path) -> tuple[lis
     return views, paths
 
 
+class ViewWriter:
+    """The views of ``cameras`` (``source`` "RENDER", "BACKGROUND" or "FOLDER") and their
+    ``transforms.json`` in ``folder``, made step by step for a modal job: every check runs in the
+    constructor (nothing rendered or changed yet); matched images are copied there too; renders
+    take one :meth:`step` per camera (:class:`ViewRenderer`). ``depth`` (with "RENDER" only) adds
+    each camera's depth pass (``depth_file_path``).
+
+    Attributes:
+        json_path: the written ``transforms.json``, ``None`` until :meth:`step` returned True.
+        status: one line for the UI ("rendering view 2/4 (Cam1)"). fraction: 0..1.
+
+    Raises (constructor):
+        ResplatError: see :class:`ViewRenderer` and :func:`matched_views`.
+    """
+
+    def __init__(self, context, cameras: list, source: str, folder: Path, width: int = 256, height: int = 256,
+                 image_folder: str = "", depth: bool = False):
+        self.folder, self.json_path, self.renderer = folder, None, None
+        if source == "RENDER":
+            self.renderer = ViewRenderer(context.scene, cameras, width, height, folder, depth)
+            self._views = None
+        else:
+            self._views = matched_views(cameras, source, image_folder, folder) + (None,)
+        self.status, self.fraction = self._next_status(), 0.0
+
+    def _next_status(self) -> str:
+        r = self.renderer
+        if r is None or r.done:
+            return "writing transforms.json"
+        return f"rendering view {r.index + 1}/{len(r.cameras)} ({r.cameras[r.index].name})"
+
+    def step(self) -> bool:
+        """Render the next view, or write ``transforms.json`` once all are there; True when done."""
+        r = self.renderer
+        if r is not None and not r.done:
+            r.step()
+            self.fraction = r.index / len(r.cameras)
+            self.status = self._next_status()
+            return False
+        if self.json_path is None:
+            views, paths, depth_paths = self._views if r is None else (r.views, r.paths, r.depth_paths)
+            out = self.folder / "transforms.json"
+            write_transforms_json(out, views, paths, depth_paths)
+            self.json_path, self.fraction = out, 1.0
+        return True
+
+    def close(self) -> None:
+        """Restore the scene if a render is under way (error, cancel); idempotent."""
+        if self.renderer is not None:
+            self.renderer.close()
+
+
 def write_views(context, cameras: list, source: str, folder: Path, width: int = 256, height: int = 256,
                 image_folder: str = "", depth: bool = False) -> Path:
-    """Views of ``cameras`` (``source`` "RENDER", "BACKGROUND" or "FOLDER") and their
-    ``transforms.json`` in ``folder``; returns the json's path. ``depth`` (with "RENDER" only)
-    adds each camera's depth pass (``depth_file_path``).
+    """:class:`ViewWriter` run to the end at once; returns the ``transforms.json`` path.
 
     Raises:
-        ResplatError: see :func:`render_views` and :func:`matched_views`.
+        ResplatError: see :class:`ViewRenderer` and :func:`matched_views`.
     """
-    depth_paths = None
-    if source == "RENDER":
-        views, paths, depth_paths = render_views(context.scene, cameras, width, height, folder, depth)
-    else:
-        views, paths = matched_views(cameras, source, image_folder, folder)
-    out = folder / "transforms.json"
-    write_transforms_json(out, views, paths, depth_paths)
-    return out
+    w = ViewWriter(context, cameras, source, folder, width, height, image_folder, depth)
+    try:
+        while not w.step():
+            pass
+    finally:
+        w.close()
+    return w.json_path

@@ -5,6 +5,7 @@ it writes is read back by the runtime's own reader."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -135,3 +136,39 @@ def test_refuses_ortho_and_panoramic_and_json_round_trip(env, tmp_path):
     np.testing.assert_allclose(back.cameras.K.double().numpy(), np.stack([v.K for v in views]), rtol=1e-6)
     c2w_cv = np.stack([v.c2w @ np.diag([1.0, -1, -1, 1]) for v in views])
     np.testing.assert_allclose(torch.linalg.inv(back.cameras.w2c.double()).numpy(), c2w_cv, atol=1e-6)
+
+
+def test_one_transforms_writer_for_runtime_and_extension(env, tmp_path):
+    """The extension's file is the runtime writer's, byte for byte (same document, same writer),
+    and an unwritable path is one error naming the file, with nothing left behind."""
+    from resplat.cameras import Cameras
+    from resplat.views.transforms_json import write_transforms_json as runtime_write
+
+    bpy, addon = env
+    cams = _cams(addon)
+    views, paths = [], []
+    for i in range(3):
+        ob = bpy.data.objects.new(f"W{i}", bpy.data.cameras.new(f"W{i}"))
+        ob.location, ob.rotation_euler = (i, -3.0, 0.5), (1.3, 0.1 * i, 0.2)
+        bpy.context.view_layer.update()
+        views.append(cams.camera_view(ob, 40, 30))
+        paths.append(tmp_path / "img" / f"W{i}.png")
+    cams.write_transforms_json(tmp_path / "a.json", views, paths)
+    import torch
+
+    w2c = torch.linalg.inv(torch.tensor(np.stack([v.c2w @ np.diag([1.0, -1, -1, 1]) for v in views])))
+    K = torch.tensor(np.stack([v.K for v in views]))
+    runtime_write(tmp_path / "b.json", Cameras(w2c=w2c, K=K, width=40, height=30), paths)
+    a, b = json.loads((tmp_path / "a.json").read_text()), json.loads((tmp_path / "b.json").read_text())
+    # the extension keeps intrinsics per frame (share_intrinsics=False); everything else is equal
+    shared = {k: b.pop(k) for k in ("fl_x", "fl_y", "cx", "cy")}
+    for fa, fb in zip(a["frames"], b["frames"]):
+        for k, v in shared.items():
+            assert fa.pop(k) == pytest.approx(v, rel=1e-12)
+        np.testing.assert_allclose(fa.pop("transform_matrix"), fb.pop("transform_matrix"), atol=1e-12)
+        assert fa == fb
+    assert {k: v for k, v in a.items() if k != "frames"} == {k: v for k, v in b.items() if k != "frames"}
+    err = addon.runtime_formats.ResplatError
+    with pytest.raises(err, match=r"missing.*transforms\.json"):
+        cams.write_transforms_json(tmp_path / "missing" / "transforms.json", views, paths)
+    assert not (tmp_path / "missing").exists()

@@ -48,11 +48,12 @@ def env():
     s = scene.resplat
     s.cameras, s.collection, s.views, s.width, s.height = "COLLECTION", rig, "RENDER", SIZE, SIZE
     s.model, s.steps, s.random_count, s.device, s.depth_pass = "OPTIMIZE", 2, 2000, "cpu", True
+    s.quality = False
     prefs = _mod(addon, "preferences").get_prefs()
     prefs.python = sys.executable
     yield bpy, addon, rig
     prefs.python = ""
-    s.depth_pass, s.collection = False, None
+    s.depth_pass, s.collection, s.quality = False, None, True
     clear_scene(bpy)
     for c in list(bpy.data.collections):  # later tests make their own "Rig"
         bpy.data.collections.remove(c)

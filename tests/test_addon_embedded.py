@@ -61,11 +61,14 @@ def scene(tmp_path):
     s.property_unset("model")  # the default choice
     s.cameras, s.collection, s.views, s.image_folder = "COLLECTION", rig, "FOLDER", str(tmp_path / "views")
     s.iterations, s.prune_opacity, s.steps, s.device, s.checkpoint, s.random_count = 6, 0.01, 8, "cpu", "", 123
+    s.model_iterations, s.quality = False, False  # one command; its --iterations
     prefs = _mod(addon, "preferences").get_prefs()
     prefs.python, prefs.checkpoint = str(fake), ""
     yield bpy, addon, tmp_path
     prefs.python = prefs.checkpoint = ""
     s.property_unset("model")
+    s.property_unset("model_iterations")
+    s.property_unset("quality")
     clear_scene(bpy)
     for c in list(bpy.data.collections):
         bpy.data.collections.remove(c)
@@ -135,7 +138,8 @@ def test_checkpoint_choice_without_a_file_is_refused(scene):
 def test_command_lines_per_choice(scene):
     _, addon, tmp_path = scene
     rec = _mod(addon, "operators.reconstruct")
-    s = SimpleNamespace(model="EMBEDDED", iterations=0, steps=0, prune_opacity=0.0, random_count=5)
+    s = SimpleNamespace(model="EMBEDDED", model_iterations=False, iterations=0, steps=0, prune_opacity=0.0,
+                        random_count=5, polish="OFF", polish_seconds=1.0, quality=False)
     cmd = rec.reconstruct_commands("py", s, "v.json", tmp_path, "", "auto")
     assert len(cmd) == 1 and cmd[0][cmd[0].index("--iterations"):cmd[0].index("--preview-dir")] == [
         "--iterations", "0", "--prune-opacity", "0", "--optimize-steps", "0"]

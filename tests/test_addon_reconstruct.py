@@ -68,6 +68,7 @@ def env():
     s.cameras, s.collection, s.views, s.width, s.height = "COLLECTION", rig, "RENDER", 64, 64
     s.checkpoint, s.steps, s.random_count, s.iterations, s.device = "", 4, 300, 1, "cpu"
     s.model = "OPTIMIZE"  # runs without model weights (the embedded choice: test_addon_embedded.py)
+    s.model_iterations, s.quality, s.polish = False, False, "OFF"  # quality: test_addon_views_job.py
     prefs = _mod(addon, "preferences").get_prefs()
     prefs.python, prefs.checkpoint = sys.executable, ""
     yield bpy, addon
@@ -134,7 +135,13 @@ def test_reconstruct_with_tiny_checkpoint(env, keep_tmp, tmp_path):
     export_safetensors(build_model("tiny").eval(), tmp_path / "tiny.safetensors")
     s = bpy.context.scene.resplat
     s.model, s.checkpoint, s.steps = "CHECKPOINT", str(tmp_path / "tiny.safetensors"), 0
-    assert bpy.ops.resplat.reconstruct() == {"FINISHED"}
+    s.model_iterations = True  # "Model Default": the checkpoint preset's own default_iterations
+    job = _mod(addon, "operators.reconstruct").make_job(bpy.context)
+    job.run_to_end()
+    assert job.error == "" and "--iterations" not in job.job.commands[0]
+    from resplat.model.config import get_config
+
+    assert job.result_metrics["iterations"] == get_config("tiny").default_iterations
     got = _arrays(addon, bpy.data.objects["Rig"])
     want = read_splat_arrays(keep_tmp[0] / "reconstructed.ply")
     assert len(want) > 1000

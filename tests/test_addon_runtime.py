@@ -43,6 +43,9 @@ def test_preferences_and_check_runtime(env, tmp_path):
     props = bpy.context.scene.resplat.bl_rna.properties
     assert props["iterations"].default == 4 and (props["iterations"].hard_min, props["iterations"].hard_max) == (0, 8)
     assert props["model"].default == "EMBEDDED" and abs(props["prune_opacity"].default - 0.005) < 1e-9
+    # Auto's text is the runtime's rule (resplat.device), the one the probe below applies
+    auto = next(d for d in prefs_mod.DEVICES if d[0] == "auto")
+    assert auto[2] == "CUDA, then MPS, then CPU" == prefs.bl_rna.properties["device"].enum_items["auto"].description
     assert {"reconstruct", "refine", "check_runtime", "install_runtime"} <= set(dir(bpy.ops.resplat))
     prefs.python = sys.executable
     try:
@@ -53,12 +56,21 @@ def test_preferences_and_check_runtime(env, tmp_path):
         from resplat.model.checkpoint import embedded_weights_path
 
         embedded = "present" if embedded_weights_path().is_file() else "missing (choose a checkpoint file)"
-        assert prefs.status == f"resplat {resplat.__version__}, torch {torch.__version__}, device cpu, embedded model {embedded}"
+        assert prefs.status == (f"resplat {resplat.__version__}, torch {torch.__version__}, device auto: cpu, "
+                                f"embedded model {embedded}")
+        prefs.device = "cuda"  # this machine has none: the runtime's resolver says why (a warning)
+        try:
+            assert bpy.ops.resplat.check_runtime() == {"FINISHED"}
+        finally:
+            prefs.device = "auto"
+        assert prefs.status == (f"resplat {resplat.__version__}, torch {torch.__version__}, device cuda: unavailable "
+                                "(device 'cuda': no such CUDA device is available to this torch build), "
+                                f"embedded model {embedded}")
         for present, word in ((True, "present"), (False, "missing (choose a checkpoint file)")):
             info = json.dumps({"resplat": "9.9", "torch": "2.x", "device": "cuda", "embedded": present})
             prefs.python = _script(tmp_path / f"probe{present}", f"echo '{info}'\n")
             assert bpy.ops.resplat.check_runtime() == {"FINISHED"}
-            assert prefs.status == f"resplat 9.9, torch 2.x, device cuda, embedded model {word}"
+            assert prefs.status == f"resplat 9.9, torch 2.x, device auto: cuda, embedded model {word}"
         prefs.python = _script(tmp_path / "notorch", "echo \"ModuleNotFoundError: No module named 'torch'\" >&2; exit 1\n")
         with pytest.raises(RuntimeError, match="has no working runtime: ModuleNotFoundError: No module named 'torch'"):
             bpy.ops.resplat.check_runtime()  # an ERROR report raises in background mode

@@ -28,12 +28,13 @@ import bpy
 from . import materials
 from .materials import COLOR_ATTR
 from .builder import Tree
+from ..runtime_formats import npmath
 
 GROUP_NAME = "ReSplat Display"
 #: Bumped when the tree changes, so an older group in a saved file is rebuilt.
 VERSION = 1
 VERSION_PROP = "resplat_display_version"
-C0 = 0.28209479177387814
+C0 = npmath.SH_C0
 #: (name, socket type, default, min, max, description)
 INPUTS = (
     ("Ellipsoids", "NodeSocketBool", False, None, None, "Instance an oriented ellipsoid per splat instead of a point"),

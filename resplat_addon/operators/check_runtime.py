@@ -1,5 +1,6 @@
 """Preferences > Check Runtime: run ``python -c`` in the runtime interpreter and show the
-runtime version, torch version and device it found, and whether the runtime ships the embedded
+runtime version, torch version, the device the preferences' Device setting resolves to there (the
+runtime's one rule, ``resplat.device.resolve_device``), and whether the runtime ships the embedded
 model's weights (``runtime_process.check_runtime``)."""
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ class RESPLAT_OT_check_runtime(bpy.types.Operator):
         """Probe the interpreter; the result goes to the preferences' status line and a report."""
         prefs = get_prefs(context)
         try:
-            info = check_runtime(interpreter(prefs))
+            info = check_runtime(interpreter(prefs), prefs.device)
         except ResplatError as e:
             prefs.status = str(e)
             self.report({"ERROR"}, str(e))
             return {"CANCELLED"}
         embedded = "present" if info.get("embedded") else "missing (choose a checkpoint file)"
-        prefs.status = f"resplat {info['resplat']}, torch {info['torch']}, device {info['device']}, embedded model {embedded}"
-        self.report({"INFO"}, prefs.status)
+        device = info["device"] or f"unavailable ({info.get('device_error', '')})"
+        prefs.status = (f"resplat {info['resplat']}, torch {info['torch']}, device {prefs.device}: {device}, "
+                        f"embedded model {embedded}")
+        self.report({"WARNING" if not info["device"] else "INFO"}, prefs.status)
         return {"FINISHED"}

@@ -4,14 +4,17 @@ splats arrive.
 
 The panel's Model picks the command (:func:`reconstruct_commands`): **Embedded** (default) runs
 ``resplat reconstruct`` with the runtime's embedded tiny model, **Checkpoint File** the same with
-``--checkpoint`` (the panel's file, else the preferences'), both with ``--iterations``,
-``--prune-opacity`` and ``--optimize-steps`` (the polish); **Optimisation Only** runs
-``resplat optimize --random``, or ``--depth-init`` when the views are rendered with the Depth
-Pass option (splats start on the rendered surfaces).
+``--checkpoint`` (the panel's file, else the preferences'), both with ``--iterations`` (left out
+with Model Default: the model's own), ``--prune-opacity``, ``--optimize-steps`` and the Polish
+setting's ``--polish-seconds``; **Optimisation Only** runs ``resplat optimize --random``, or
+``--depth-init`` when the views are rendered with the Depth Pass option (splats start on the
+rendered surfaces), with the Polish seconds as ``--seconds``. Then ``resplat eval`` measures the
+result at the input views (the Quality readout).
 
-``invoke`` runs modally (progress bar, status text, Esc cancels); ``execute`` runs the same
-:class:`ReconstructJob` to the end in place (scripts, background mode). Either way the result is
-one undo step, and a failure changes nothing (report naming the cause).
+``invoke`` runs modally: the views render one per timer tick, then the runtime runs, with the
+progress bar and status text counting views, then steps, and Esc cancelling at any point;
+``execute`` runs the same :class:`ReconstructJob` to the end in place (scripts, background mode).
+Either way the result is one undo step, and a failure changes nothing (report naming the cause).
 """
 
 from __future__ import annotations
@@ -20,14 +23,14 @@ import os
 
 import bpy
 
-from ..jobs import JobOperator
 from ..preferences import get_prefs, interpreter, job_device
 from ..runtime_formats import ResplatError
 from ..runtime_process import runtime_command
-from ..settings import FALLBACK_STEPS
-from ..splat_job import SplatJob
+from ..jobs import job_operator
+from ..settings import FALLBACK_STEPS, iterations, polish_seconds
+from ..splat_job import SplatJob, begun, quality_command
 from ..splats.pointcloud import build_object
-from ..views import cameras_from, write_views
+from ..views import ViewWriter, cameras_from
 
 
 def model_checkpoint(settings, prefs) -> str:
@@ -57,17 +60,22 @@ def wants_depth(settings) -> bool:
 def reconstruct_commands(python: str, settings, views: str, tmp, checkpoint: str, device: str) -> list[list[str]]:
     """The runtime command lines of one Reconstruct for ``settings.model`` (module docstring);
     ``checkpoint`` from :func:`model_checkpoint`, files in the folder ``tmp`` (a Path). Previews
-    every quarter of the optimisation steps."""
-    s, prev = settings, str(tmp / "previews")
+    every quarter of the optimisation steps; the Polish setting adds its seconds
+    (``--polish-seconds``, or ``--seconds`` for Optimisation Only); then the quality readout
+    (:func:`..splat_job.quality_command`) when it is on."""
+    s, prev, seconds = settings, str(tmp / "previews"), polish_seconds(settings)
     if s.model == "OPTIMIZE":
-        steps = s.steps or FALLBACK_STEPS
-        return [runtime_command(python, "optimize", views, str(tmp / "optimized.ply"), steps=steps,
-                                random_count=s.random_count, depth_init=wants_depth(s), device=device, preview_dir=prev,
-                                extra=("--preview-every", str(max(1, steps // 4))))]
-    return [runtime_command(python, "reconstruct", views, str(tmp / "reconstructed.ply"),
-                            checkpoint=checkpoint if s.model == "CHECKPOINT" else "", iterations=s.iterations,
-                            steps=s.steps, prune_opacity=s.prune_opacity, device=device, preview_dir=prev,
-                            extra=("--crop", "--preview-every", str(max(1, s.steps // 4))))]
+        steps, out = s.steps or FALLBACK_STEPS, str(tmp / "optimized.ply")
+        cmd = runtime_command(python, "optimize", views, out, steps=steps, seconds=seconds,
+                              random_count=s.random_count, depth_init=wants_depth(s), device=device, preview_dir=prev,
+                              extra=("--preview-every", str(max(1, steps // 4))))
+    else:
+        out = str(tmp / "reconstructed.ply")
+        cmd = runtime_command(python, "reconstruct", views, out, checkpoint=checkpoint if s.model == "CHECKPOINT" else "",
+                              iterations=iterations(s), steps=s.steps, prune_opacity=s.prune_opacity, seconds=seconds,
+                              device=device, preview_dir=prev,
+                              extra=("--crop", "--preview-every", str(max(1, s.steps // 4))))
+    return [cmd] + ([quality_command(python, out, views, device)] if s.quality else [])
 
 
 class ReconstructJob(SplatJob):
@@ -80,12 +88,15 @@ class ReconstructJob(SplatJob):
         super().__init__(context, python, coll.name if coll is not context.scene.collection else "ReSplat")
         self.settings, self.cameras, self.checkpoint, self.device = settings, cameras, checkpoint, device
 
-    def commands(self, tmp) -> list[list[str]]:
-        """Write the views and return the runtime commands (in ``tmp``)."""
+    def prepare(self, tmp) -> ViewWriter:
+        """The views (rendered one per tick) in ``tmp``."""
         s = self.settings
-        views = str(write_views(self.context, self.cameras, s.views, tmp, s.width, s.height, s.image_folder,
-                                depth=wants_depth(s)))
-        return reconstruct_commands(self.python, s, views, tmp, self.checkpoint, self.device)
+        return ViewWriter(self.context, self.cameras, s.views, tmp, s.width, s.height, s.image_folder,
+                          depth=wants_depth(s))
+
+    def commands(self, tmp, views) -> list[list[str]]:
+        """:func:`reconstruct_commands` for the written views."""
+        return reconstruct_commands(self.python, self.settings, str(views), tmp, self.checkpoint, self.device)
 
     def place_result(self, arrays):
         """A new point cloud object named after the collection."""
@@ -97,17 +108,9 @@ def make_job(context) -> ReconstructJob:
     s = context.scene.resplat
     prefs = get_prefs(context)
     cams = cameras_from(context, s.cameras, s.collection)
-    checkpoint = model_checkpoint(s, prefs)
-    device = job_device(s, prefs)
-    job = ReconstructJob(context, s, cams, interpreter(prefs), checkpoint, device)
-    job.begin(job.commands)
-    return job
+    return begun(ReconstructJob(context, s, cams, interpreter(prefs), model_checkpoint(s, prefs), job_device(s, prefs)))
 
 
-class RESPLAT_OT_reconstruct(JobOperator, bpy.types.Operator):
-    """Reconstruct Gaussian splats from the scene's cameras with the ReSplat runtime (Esc cancels)"""
-
-    bl_idname = "resplat.reconstruct"
-    bl_label = "Reconstruct"
-    bl_options = {"REGISTER", "UNDO"}
-    make_job = staticmethod(make_job)
+RESPLAT_OT_reconstruct = job_operator(
+    "RESPLAT_OT_reconstruct", "resplat.reconstruct", "Reconstruct", make_job,
+    "Reconstruct Gaussian splats from the scene's cameras with the ReSplat runtime (Esc cancels)")

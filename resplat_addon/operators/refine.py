@@ -1,10 +1,13 @@
 """3D View > ReSplat > Refine: optimise the active splat object from the selected cameras
-(``resplat optimize --init``; issue 5 item 5) and update it in place as one undo step.
+(``resplat optimize --init``) and update it in place as one undo step.
 
 The object's current splats are read with its world transform baked in (the File > Export code:
 :func:`..splats.transform.bake_transform`), so the runtime works in world space; the refined
 splats replace the object's point cloud data and its transform is reset to identity, so the
-splats stay where they were. Views come from the cameras as for Reconstruct.
+splats stay where they were. Views come from the cameras as for Reconstruct (rendered one per
+tick with every splat object hidden, so the object is not fitted to its own rendering); the
+Polish setting gives the optimisation a wall-clock budget (``--seconds``), and ``resplat eval``
+measures the result at the views (the Quality readout).
 """
 
 from __future__ import annotations
@@ -12,14 +15,15 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from ..jobs import JobOperator
+from ..jobs import job_operator
 from ..preferences import get_prefs, interpreter, job_device
 from ..runtime_formats import write_splat_arrays
 from ..runtime_process import runtime_command
-from ..splat_job import SplatJob
+from ..settings import polish_seconds
+from ..splat_job import SplatJob, begun, quality_command
 from ..splats.pointcloud import build_object, read_arrays
 from ..splats.transform import bake_transform
-from ..views import cameras_from, write_views
+from ..views import ViewWriter, cameras_from
 
 
 class RefineJob(SplatJob):
@@ -31,16 +35,21 @@ class RefineJob(SplatJob):
         self.settings, self.target, self.cameras, self.device = settings, target, cameras, device
         self.arrays = bake_transform(read_arrays(target), np.array(target.matrix_world, dtype=np.float64))
 
-    def commands(self, tmp) -> list[list[str]]:
-        """Write the baked splats and the views; the optimize command."""
+    def prepare(self, tmp) -> ViewWriter:
+        """Write the baked splats; the views (rendered one per tick; the splat objects, this one
+        included, are hidden from them)."""
+        write_splat_arrays(self.arrays, tmp / "init.ply")
         s = self.settings
-        init = tmp / "init.ply"
-        write_splat_arrays(self.arrays, init)
-        views = str(write_views(self.context, self.cameras, s.views, tmp, s.width, s.height, s.image_folder))
-        steps = max(1, s.steps)
-        return [runtime_command(self.python, "optimize", views, str(tmp / "refined.ply"), steps=steps, init=str(init),
-                                device=self.device, preview_dir=str(tmp / "previews"),
-                                extra=("--preview-every", str(max(1, steps // 4))))]
+        return ViewWriter(self.context, self.cameras, s.views, tmp, s.width, s.height, s.image_folder)
+
+    def commands(self, tmp, views) -> list[list[str]]:
+        """The optimize command (with the Polish seconds as ``--seconds``) and the quality
+        readout when it is on."""
+        s, out, steps = self.settings, str(tmp / "refined.ply"), max(1, self.settings.steps)
+        cmd = runtime_command(self.python, "optimize", str(views), out, steps=steps, seconds=polish_seconds(s),
+                              init=str(tmp / "init.ply"), device=self.device, preview_dir=str(tmp / "previews"),
+                              extra=("--preview-every", str(max(1, steps // 4))))
+        return [cmd] + ([quality_command(self.python, out, str(views), self.device)] if s.quality else [])
 
     def place_result(self, arrays):
         """Swap the target's point cloud data for the refined splats; transform reset."""
@@ -61,18 +70,11 @@ def make_job(context) -> RefineJob:
     """The job for the active object and the selected cameras (ResplatError on bad input)."""
     s = context.scene.resplat
     prefs = get_prefs(context)
-    target = context.view_layer.objects.active
-    device = job_device(s, prefs)
-    job = RefineJob(context, s, target, [], interpreter(prefs), device)  # the splat object is checked first
-    job.cameras = cameras_from(context, "SELECTED")
-    job.begin(job.commands)
-    return job
+    job = RefineJob(context, s, context.view_layer.objects.active, [], interpreter(prefs), job_device(s, prefs))
+    job.cameras = cameras_from(context, "SELECTED")  # after the splat object was checked
+    return begun(job)
 
 
-class RESPLAT_OT_refine(JobOperator, bpy.types.Operator):
-    """Optimise the active splat object from the selected cameras' views, in place (Esc cancels)"""
-
-    bl_idname = "resplat.refine"
-    bl_label = "Refine from Selected Cameras"
-    bl_options = {"REGISTER", "UNDO"}
-    make_job = staticmethod(make_job)
+RESPLAT_OT_refine = job_operator(
+    "RESPLAT_OT_refine", "resplat.refine", "Refine from Selected Cameras", make_job,
+    "Optimise the active splat object from the selected cameras' views, in place (Esc cancels)")

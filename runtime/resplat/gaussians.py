@@ -14,8 +14,8 @@ from typing import Iterable, Sequence
 import torch
 from torch import Tensor
 
-#: Zeroth-order real SH basis constant, 1 / (2 sqrt(pi)).
-SH_C0 = 0.28209479177387814
+from .npmath import SH_C0  # the zeroth-order real SH constant, 1 / (2 sqrt(pi))
+
 
 
 def sh_coeff_count(degree: int) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..defaults import OPTIMIZE_STEPS
 from ..errors import ResplatError
 from ..optim.config import OptimConfig
 from .common import add_device_options, add_views_options, holdout_split, load_views, parse_color, pick_device
@@ -26,7 +27,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="with --random: sample in this world box (metres) instead of the whole common view volume")
     p.add_argument("--sh-dc-lr", type=float, default=OptimConfig.sh_dc_lr,
                    help=f"learning rate of the SH DC colour (default {OptimConfig.sh_dc_lr}, 3DGS's)")
-    p.add_argument("--steps", type=int, default=1000, help="optimisation steps (default 1000)")
+    p.add_argument("--steps", type=int, default=OPTIMIZE_STEPS, help=f"optimisation steps (default {OPTIMIZE_STEPS})")
     p.add_argument("--sh-degree", type=int, choices=(0, 1, 2, 3), default=None,
                    help="SH degree of the result (default: the init's, 0 for --random / --depth-init)")
     p.add_argument("--prune", type=float, default=None, metavar="OPACITY",

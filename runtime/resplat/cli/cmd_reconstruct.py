@@ -10,12 +10,9 @@ import time
 from pathlib import Path
 
 from ..errors import ResplatError
-from ..model.postprocess import DEFAULT_PRUNE_OPACITY
-from .common import config_from_json, parse_size
+from ..defaults import EMBEDDED_ITERATIONS, MAX_ITERATIONS, POLISH_STEPS, PRUNE_OPACITY
+from .common import DEVICE_HELP, config_from_json, parse_size
 from .preview import PreviewWriter, add_preview_options
-
-#: Recurrent iterations selectable at inference (the issue: 0-8).
-MAX_ITERATIONS = 8
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -29,18 +26,18 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "with resplat (resplat/model/weights/tiny.safetensors)")
     p.add_argument("--preset", default=None, help="model preset (default: inferred from the checkpoint), e.g. small-dl3dv")
     p.add_argument("--iterations", type=int, default=None, metavar=f"0..{MAX_ITERATIONS}",
-                   help="recurrent update iterations (default: 4 with the embedded model, else the preset's: "
-                        "2 as the release evaluates)")
-    p.add_argument("--prune-opacity", type=float, default=DEFAULT_PRUNE_OPACITY, metavar="T",
-                   help=f"after the last iteration drop Gaussians with opacity < T (default {DEFAULT_PRUNE_OPACITY}, "
+                   help=f"recurrent update iterations (default: {EMBEDDED_ITERATIONS} with the embedded model, else "
+                        "the preset's default_iterations: 2 as the release evaluates)")
+    p.add_argument("--prune-opacity", type=float, default=PRUNE_OPACITY, metavar="T",
+                   help=f"after the last iteration drop Gaussians with opacity < T (default {PRUNE_OPACITY}, "
                         "3DGS's pruning threshold; 0 keeps all)")
-    p.add_argument("--optimize-steps", type=int, default=0, metavar="N",
-                   help="then polish with N steps of 3DGS optimisation against the input views (default 0: none)")
+    p.add_argument("--optimize-steps", type=int, default=POLISH_STEPS, metavar="N",
+                   help=f"then polish with N steps of 3DGS optimisation against the input views (default {POLISH_STEPS})")
     p.add_argument("--ignore-depth", action="store_true",
                    help="do not use the views' depth maps (depth_file_path, e.g. Blender's depth pass): "
                         "the network predicts depth from the images alone")
     p.add_argument("--out", required=True, type=Path, help="output splat file (.ply/.splat/.spz)")
-    p.add_argument("--device", default="auto", help="auto (CUDA if available, else CPU), cpu, cuda, cuda:1")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     fit = p.add_mutually_exclusive_group()
     fit.add_argument("--size", type=parse_size, help="resample the views to WxH pixels (multiples of the preset's size multiple)")
     fit.add_argument("--crop", action="store_true", help="centre-crop the views to the nearest valid size")
@@ -65,12 +62,12 @@ def _check_options(args) -> None:
 
 def _load_model(args):
     """(model, default iterations): the checkpoint's model and its preset's iterations, or the
-    embedded model and :data:`~resplat.model.checkpoint.EMBEDDED_ITERATIONS`."""
+    embedded model and :data:`resplat.defaults.EMBEDDED_ITERATIONS`."""
     from ..model import checkpoint
 
     preset = args.preset if args.config_json is None else config_from_json(args.config_json)
     if args.checkpoint is None:
-        return checkpoint.load_embedded_model(preset=preset), checkpoint.EMBEDDED_ITERATIONS
+        return checkpoint.load_embedded_model(preset=preset), EMBEDDED_ITERATIONS
     model = checkpoint.load_checkpoint(args.checkpoint, preset=preset)
     return model, model.config.default_iterations
 

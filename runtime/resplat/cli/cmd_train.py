@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import ResplatError
-from .common import config_from_json
+from .common import DEVICE_HELP, config_from_json
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -37,7 +37,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--vgg-weights", type=Path, default=None,
                    help="LPIPS VGG16 weights file: adds the perceptual loss (weight --perceptual-weight)")
     p.add_argument("--perceptual-weight", type=float, default=0.5)
-    p.add_argument("--device", default="auto", help="auto (CUDA if available, else CPU), cpu, cuda")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--no-bf16", action="store_true", help="no bf16 autocast on CUDA")
     p.add_argument("--bf16-cpu", action="store_true",
                    help="bf16 autocast of the networks on the CPU too (AVX512-BF16 processors)")
@@ -87,7 +87,7 @@ def _model(args, device):
 
 
 def run(args, progress) -> None:
-    from ..model.reconstruct import resolve_device
+    from ..device import resolve_device
     from ..train import TrainConfig, train
 
     device = resolve_device(args.device)

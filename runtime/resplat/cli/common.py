@@ -6,7 +6,11 @@ import argparse
 import os
 from pathlib import Path
 
+from ..defaults import DEVICE_AUTO_TEXT
 from ..errors import ResplatError
+
+#: --device help of every command (the rule is resplat.device.resolve_device's)
+DEVICE_HELP = f"auto ({DEVICE_AUTO_TEXT}), cpu, cuda, cuda:1, mps"
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -37,29 +41,16 @@ def add_views_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_device_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--backend", default="auto", choices=("auto", "torch", "gsplat"), help="rasteriser backend")
 
 
 def pick_device(name: str):
-    """torch.device for a --device value; raises ResplatError when it is not available."""
-    import torch
+    """torch.device for a --device value (:func:`resplat.device.resolve_device`, the one rule);
+    raises ResplatError when it is unknown or not available."""
+    from ..device import resolve_device
 
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise ResplatError(f"unknown device {name!r}: use auto, cpu, cuda or mps") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ResplatError("--device cuda: no CUDA device is available to this torch build")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ResplatError("--device mps: Metal is not available on this machine")
-    return dev
+    return resolve_device(name)
 
 
 def load_views(path: str, size: tuple[int, int] | None):

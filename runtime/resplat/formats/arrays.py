@@ -12,10 +12,8 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from ..errors import ResplatError
+from ..npmath import SH_C0  # noqa: F401 (the DC constant, re-exported for the formats)
 
-#: Zeroth-order real SH basis constant 1 / (2 sqrt(pi)); equal to ``resplat.gaussians.SH_C0``
-#: (repeated here because that module imports torch).
-SH_C0 = 0.28209479177387814
 
 #: SH coefficients per colour channel for degrees 0..3: (d + 1)^2.
 SH_COUNTS = {0: 1, 1: 4, 2: 9, 3: 16}

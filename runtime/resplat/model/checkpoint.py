@@ -36,9 +36,6 @@ _SHOWN = 3  # offending keys named in an error message
 
 #: Preset of the model shipped inside the package (trained by ``resplat train``, issue 4).
 EMBEDDED_PRESET = "tiny"
-#: Recurrent iterations ``resplat reconstruct`` runs with the embedded model by default (it was
-#: trained with 1..4; released checkpoints use their preset's ``default_iterations``).
-EMBEDDED_ITERATIONS = 4
 
 
 class CheckpointError(ResplatError):

@@ -24,7 +24,7 @@ from torch import Tensor
 from ..cameras import Cameras, rigid_inverse
 from ..errors import CameraError
 from ..gaussians import Gaussians, quat_multiply, rotmat_to_quat
-from ..render.sh import sh_basis
+from ..npmath import sh_rotation_matrix
 from .update_state import wxyz_to_xyzw, xyzw_to_wxyz
 
 __all__ = ["middle_view_transform", "normalize_poses", "normalized_intrinsics", "gaussians_to_world",
@@ -85,24 +85,15 @@ def rotate_sh(sh: Tensor, R: Tensor) -> Tensor:
         R: [3, 3] rotation.
 
     Returns:
-        [N, K, 3] in the dtype of ``sh``. The rotation matrix of each band is solved exactly (in
-        float64) from the basis at 64 spherical Fibonacci directions: ``Y(R^T s) = Y(s) D``, so
-        ``sh' = D sh``; the DC term is unchanged.
+        [N, K, 3] in the dtype of ``sh``: ``sh' = D sh`` with D the float64 real Wigner-D
+        matrix of :func:`resplat.npmath.sh_rotation_matrix` (``Y(R^T s) = Y(s) D``); the DC
+        term is unchanged. Not differentiable in ``R`` (poses are inputs, not parameters).
     """
     k = sh.shape[1]
     degree = int(math.isqrt(k)) - 1
     if degree == 0:
         return sh
-    n = 64
-    i = torch.arange(n, dtype=torch.float64) + 0.5
-    z = 1 - 2 * i / n
-    phi = math.pi * (1 + 5 ** 0.5) * i
-    r = (1 - z * z).sqrt()
-    dirs = torch.stack([r * phi.cos(), r * phi.sin(), z], -1)
-    R64 = R.to(device="cpu", dtype=torch.float64)
-    Y = sh_basis(degree, dirs)
-    Y_rot = sh_basis(degree, dirs @ R64)  # rows: Y(R^T s)
-    D = torch.linalg.lstsq(Y, Y_rot).solution  # [K, K]
+    D = torch.from_numpy(sh_rotation_matrix(degree, R.detach().to(device="cpu", dtype=torch.float64).numpy()))
     return torch.einsum("ij,njc->nic", D.to(device=sh.device, dtype=sh.dtype), sh)
 
 

@@ -18,12 +18,12 @@ import torch
 from torch import Tensor
 
 from ..cameras import Cameras
+from ..defaults import PRUNE_OPACITY
 from ..errors import CancelledError, ResplatError
 from ..gaussians import Gaussians
 
-#: Default opacity below which ``resplat reconstruct`` drops Gaussians: 3DGS's pruning threshold
-#: (Kerbl et al. 2023, ``min_opacity`` 0.005), below which a Gaussian barely changes any pixel.
-DEFAULT_PRUNE_OPACITY = 0.005
+#: Default opacity below which ``resplat reconstruct`` drops Gaussians (:mod:`resplat.defaults`).
+DEFAULT_PRUNE_OPACITY = PRUNE_OPACITY
 
 
 def transparent_mask(gaussians: Gaussians, threshold: float) -> Tensor:

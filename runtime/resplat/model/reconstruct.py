@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from ..cameras import Cameras
+from ..device import resolve_device  # the one device rule (also imported from here)
 from ..errors import CancelledError, ResplatError
 from ..gaussians import Gaussians
 from .memory import estimate_peak_bytes, free_bytes
@@ -31,22 +32,6 @@ Callback = Callable[[str, int, int, Gaussians], "bool | None"]
 def nearest_valid_size(width: int, height: int, multiple: int) -> tuple[int, int]:
     """The largest (W', H') <= (W, H) that are multiples of ``multiple`` (a centre crop)."""
     return width // multiple * multiple, height // multiple * multiple
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """"auto" -> CUDA when available, else CPU; anything else is passed to ``torch.device``.
-    Raises :class:`ResplatError` for an unknown or unavailable device."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ResplatError(f"unknown device {device!r}: use auto, cpu, cuda or mps") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ResplatError(f"device {device!r}: no CUDA device is available to this torch build")
-    return dev
 
 
 def check_inputs(images: Tensor, cameras: Cameras, config, iterations: int) -> None:

@@ -12,9 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..gaussians import SH_C0, sh_coeff_count
-
-SH_C1 = 0.48860251190292
+from ..gaussians import sh_coeff_count
+from ..npmath import SH_C0, SH_C1
 
 
 def sh_basis(degree: int, dirs: Tensor) -> Tensor:

@@ -8,10 +8,11 @@ from .colmap_model import (ColmapCamera, ColmapImage, colmap_w2c, pinhole_params
                            rotmat_to_qvec, write_colmap_model)
 from .distortion import DISTORTION_MODELS, OPENCV_KEYS, opencv5
 from .locate import ViewSource, locate_views
-from .transforms_file import TransformsFrame, frame_intrinsics, read_frames, transforms_document
+from .transforms_file import (TransformsFrame, frame_intrinsics, read_frames, transforms_document,
+                              write_transforms_document)
 
 __all__ = [
     "DISTORTION_MODELS", "OPENCV_KEYS", "ColmapCamera", "ColmapImage", "TransformsFrame", "ViewSource", "colmap_w2c",
     "frame_intrinsics", "locate_views", "opencv5", "pinhole_params", "qvec_to_rotmat", "read_colmap_model", "read_frames",
-    "rotmat_to_qvec", "transforms_document", "write_colmap_model",
+    "rotmat_to_qvec", "transforms_document", "write_colmap_model", "write_transforms_document",
 ]

@@ -23,6 +23,8 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import ViewsError
+from ..npmath import quat_to_rotmat as qvec_to_rotmat  # COLMAP's qvec is (w, x, y, z)
+from ..npmath import rotmat_to_quat as rotmat_to_qvec
 
 #: COLMAP camera models: id -> (name, number of params) (``CAMERA_MODELS`` in read_write_model.py).
 MODELS = {
@@ -57,34 +59,6 @@ class ColmapImage:
     tvec: tuple[float, float, float]
     camera_id: int
     name: str
-
-
-def qvec_to_rotmat(qvec) -> np.ndarray:
-    """[3, 3] float64 rotation of a (w, x, y, z) quaternion (normalised first; COLMAP's formula)."""
-    w, x, y, z = np.asarray(qvec, dtype=np.float64) / np.linalg.norm(qvec)
-    return np.array([
-        [1 - 2 * y * y - 2 * z * z, 2 * x * y - 2 * w * z, 2 * z * x + 2 * w * y],
-        [2 * x * y + 2 * w * z, 1 - 2 * x * x - 2 * z * z, 2 * y * z - 2 * w * x],
-        [2 * z * x - 2 * w * y, 2 * y * z + 2 * w * x, 1 - 2 * x * x - 2 * y * y],
-    ])
-
-
-def rotmat_to_qvec(R) -> np.ndarray:
-    """(w, x, y, z) float64 unit quaternion of a rotation [3, 3], w >= 0 (Shepperd's method)."""
-    R = np.asarray(R, dtype=np.float64)
-    tr = np.trace(R)
-    i = int(np.argmax([tr, R[0, 0], R[1, 1], R[2, 2]]))
-    if i == 0:
-        s = 2 * np.sqrt(1 + tr)
-        q = [s / 4, (R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s]
-    else:
-        a, b, c = (i - 1, i % 3, (i + 1) % 3)
-        s = 2 * np.sqrt(1 + R[a, a] - R[b, b] - R[c, c])
-        q = [0.0] * 4
-        q[0] = (R[c, b] - R[b, c]) / s
-        q[1 + a], q[1 + b], q[1 + c] = s / 4, (R[b, a] + R[a, b]) / s, (R[c, a] + R[a, c]) / s
-    q = np.array(q)
-    return q if q[0] >= 0 else -q
 
 
 # -- reading ---------------------------------------------------------------------------------

@@ -234,3 +234,18 @@ def transforms_document(image_paths: Sequence, c2w: Sequence, intrinsics: Sequen
         frames.append(frame)
     out["frames"] = frames
     return out
+
+
+def write_transforms_document(path, document: dict) -> None:
+    """Write a :func:`transforms_document` to ``path`` as indented UTF-8 JSON, atomically (a
+    temporary file in the same folder, then renamed): the one ``transforms.json`` writer of the
+    runtime and the Blender extension.
+
+    Raises:
+        ViewsError: the file cannot be written (naming it).
+    """
+    from ..formats.atomic import atomic_write
+
+    text = json.dumps(document, indent=2)
+    with atomic_write(Path(path), error=lambda p, problem: ViewsError(f"{p}: {problem}")) as fh:
+        fh.write((text + "\n").encode("utf-8"))

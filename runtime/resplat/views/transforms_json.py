@@ -8,7 +8,6 @@ undistorted where the file gives distortion, and cameras built.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Sequence
@@ -17,11 +16,10 @@ import torch
 
 from ..cameras import Cameras, intrinsics_matrix
 from ..errors import CameraError, ViewsError
-from ..formats.atomic import atomic_write
 from ..viewfiles.transforms_file import (PINHOLE_MODELS, frame_intrinsics, read_frames,  # noqa: F401 (re-exported)
-                                         transforms_document)
+                                         transforms_document, write_transforms_document)
 from .depths import load_depths
-from .images import load_images, views_error
+from .images import load_images
 from .posed import PosedViews
 from .undistort import undistort_images
 
@@ -111,6 +109,4 @@ def write_transforms_json(path: str | os.PathLike, cameras: Cameras, image_paths
         ViewsError: mismatched counts, or the file cannot be written.
     """
     path = Path(path)
-    text = json.dumps(transforms_dict(cameras, image_paths, path.parent, depth_paths), indent=2)
-    with atomic_write(path, error=views_error) as fh:
-        fh.write((text + "\n").encode("utf-8"))
+    write_transforms_document(path, transforms_dict(cameras, image_paths, path.parent, depth_paths))

@@ -1,0 +1,49 @@
+"""Defaults and limits of the reconstruct / optimise options, in one place (no torch, no numpy).
+
+Read by the command line (:mod:`resplat.cli`), the library functions that have such a default
+(:mod:`resplat.model.postprocess`, :mod:`resplat.model.checkpoint`) and the Blender extension,
+which imports this module from its bundled copy of the runtime (``resplat_addon/runtime_formats.py``)
+for its property defaults and bounds, so a default changed here changes everywhere.
+"""
+
+from __future__ import annotations
+
+#: Recurrent update iterations ``resplat reconstruct`` runs with the embedded ``tiny`` model
+#: when ``--iterations`` is not given (it was trained with 1..4 iterations; a checkpoint's own
+#: default is its preset's ``ModelConfig.default_iterations``).
+EMBEDDED_ITERATIONS = 4
+#: Most recurrent iterations selectable at inference (0 = the initial prediction only); the
+#: paper evaluates up to 8 (arXiv 2510.08575, section 4.3).
+MAX_ITERATIONS = 8
+
+#: Opacity below which ``resplat reconstruct`` drops Gaussians after the last iteration: 3DGS's
+#: pruning threshold (Kerbl et al. 2023, ``min_opacity`` 0.005), below which a Gaussian barely
+#: changes any pixel.
+PRUNE_OPACITY = 0.005
+#: Highest prune threshold the extension offers (the CLI accepts [0, 1)).
+MAX_PRUNE_OPACITY = 0.5
+
+#: Optimisation steps of the reconstruct polish (``--optimize-steps``): none.
+POLISH_STEPS = 0
+#: Steps of ``resplat optimize`` when ``--steps`` is not given.
+OPTIMIZE_STEPS = 1000
+#: Steps the extension's "Optimisation Only" runs when its step count is 0 (a quick fit).
+OPTIMIZE_ONLY_STEPS = 500
+#: Most optimisation steps the extension offers.
+MAX_STEPS = 100_000
+
+#: Random (or depth-placed) initial Gaussians of ``resplat optimize --random / --depth-init``
+#: as the extension starts them.
+RANDOM_COUNT = 20_000
+#: Most initial Gaussians the extension offers.
+MAX_RANDOM_COUNT = 10_000_000
+
+#: Wall-clock polish budgets the extension offers besides off and a custom value (seconds).
+POLISH_SECONDS = (30.0, 120.0)
+
+#: The order ``--device auto`` tries devices in (:func:`resplat.device.resolve_device`).
+DEVICE_AUTO_ORDER = ("cuda", "mps", "cpu")
+#: Devices a user can name (``cuda:N`` selects a CUDA device by index).
+DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
+#: ``auto``'s rule in words, for help texts and the extension's device menu.
+DEVICE_AUTO_TEXT = ", then ".join(d.upper() for d in DEVICE_AUTO_ORDER)
