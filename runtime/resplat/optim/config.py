@@ -55,8 +55,13 @@ class OptimConfig:
 
     def means_lr(self, step: int, total: int, extent: float) -> float:
         """Position learning rate (metres per unit gradient step) at ``step`` of ``total``:
-        exp((1 - t) log(init) + t log(final)) * extent, t = step / total clipped to [0, 1]."""
+        :meth:`means_lr_at` with t = step / total."""
+        return self.means_lr_at(step / max(total, 1), extent)
+
+    def means_lr_at(self, t: float, extent: float) -> float:
+        """Position learning rate at the fraction ``t`` of the run (of its steps or of its time
+        budget): exp((1 - t) log(init) + t log(final)) * extent, t clipped to [0, 1]."""
         if self.means_lr_init == 0:
             return 0.0
-        t = min(max(step / max(total, 1), 0.0), 1.0)
+        t = min(max(t, 0.0), 1.0)
         return math.exp((1 - t) * math.log(self.means_lr_init) + t * math.log(self.means_lr_final)) * extent

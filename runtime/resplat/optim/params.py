@@ -8,6 +8,8 @@ every kept Gaussian keeps its own optimiser history.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import Tensor
 
@@ -54,6 +56,32 @@ def build_optimizer(params: dict[str, Tensor], config: OptimConfig, extent: floa
     return torch.optim.Adam(groups, lr=0.0, eps=config.adam_eps)
 
 
+def update_rows(params: dict[str, Tensor], optimizer: torch.optim.Adam,
+                param_fn: Callable[[str, Tensor], Tensor],
+                moment_fn: Callable[[str, Tensor], Tensor]) -> dict[str, Tensor]:
+    """Replace every group's parameter by ``param_fn(name, p)`` (``p`` detached; the result
+    becomes a new leaf requiring grad) and each of its Adam moments (``exp_avg``,
+    ``exp_avg_sq``, ``max_exp_avg_sq``) by ``moment_fn(name, v)``; Adam's step count is kept.
+    The one place where densification, pruning and relocation edit parameters and optimiser
+    together (3DGS ``GaussianModel.cat_tensors_to_optimizer`` / ``_prune_optimizer``). Returns
+    the new parameter dict; the optimizer is updated in place."""
+    new = {}
+    with torch.no_grad():
+        for group in optimizer.param_groups:
+            old, name = group["params"][0], group["name"]
+            p = param_fn(name, old.detach()).contiguous().requires_grad_(True)
+            state = optimizer.state.pop(old, None)
+            if state:
+                state = dict(state)
+                for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+                    if key in state:
+                        state[key] = moment_fn(name, state[key]).contiguous()
+                optimizer.state[p] = state
+            group["params"][0] = p
+            new[name] = p
+    return new
+
+
 def prune(params: dict[str, Tensor], optimizer: torch.optim.Adam, keep: Tensor) -> dict[str, Tensor]:
     """Keep only the Gaussians where ``keep`` [N] bool is True, in parameters and Adam state.
 
@@ -62,17 +90,4 @@ def prune(params: dict[str, Tensor], optimizer: torch.optim.Adam, keep: Tensor) 
     continues exactly as if the removed Gaussians had never existed. Returns the new parameter
     dict (the optimizer is updated in place).
     """
-    new = {}
-    for group in optimizer.param_groups:
-        old = group["params"][0]
-        p = old.detach()[keep].clone().requires_grad_(True)
-        state = optimizer.state.pop(old, None)
-        if state:
-            state = dict(state)
-            for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
-                if key in state:
-                    state[key] = state[key][keep].clone()
-            optimizer.state[p] = state
-        group["params"][0] = p
-        new[group["name"]] = p
-    return new
+    return update_rows(params, optimizer, lambda name, p: p[keep].clone(), lambda name, v: v[keep].clone())

@@ -47,11 +47,22 @@ class RenderOutput:
         alpha: [V, 1, H, W] accumulated opacity, 1 - final transmittance.
         depth: [V, 1, H, W] expected depth: sum(w_i z_i) / alpha where alpha > 0, else 0,
             with z_i the camera-space depth (metres, along +z) of each Gaussian's mean.
+        means2d: [P, 2] projected centres (pixels) of the P drawn (view, Gaussian) pairs, in the
+            autograd graph of ``rgb``: call ``means2d.retain_grad()`` before ``backward()`` to
+            read dL/d(mean2d) in px^-1, the screen-space gradient of 3DGS's densification
+            (gsplat's packed ``meta["means2d"]``). None where the backend does not expose it.
+        view_ids: [P] int64 view of each drawn pair (gsplat's ``camera_ids``).
+        gaussian_ids: [P] int64 Gaussian of each drawn pair.
+        radii: [P, 2] int32 screen-space extents (x, y) of each drawn pair, pixels.
     """
 
     rgb: Tensor
     alpha: Tensor
     depth: Tensor
+    means2d: Tensor | None = None
+    view_ids: Tensor | None = None
+    gaussian_ids: Tensor | None = None
+    radii: Tensor | None = None
 
 
 def render(

@@ -36,10 +36,13 @@ def render_gsplat(
 ) -> RenderOutput:
     """Render with gsplat's CUDA kernels; same arguments and outputs as
     :func:`resplat.render.torch_backend.render_torch` (rgb [V,3,H,W], alpha and depth
-    [V,1,H,W]). Gaussians and cameras must be on a CUDA device, float32."""
+    [V,1,H,W], packed ``means2d`` / ``view_ids`` / ``gaussian_ids`` / ``radii`` from gsplat's
+    ``meta``, where gsplat retains the 2D means in the graph, so ``means2d.retain_grad()``
+    gives the screen-space gradient as in gsplat's strategies). Gaussians and cameras must be
+    on a CUDA device, float32."""
     from gsplat import rasterization
 
-    colors, alphas, _ = rasterization(
+    colors, alphas, meta = rasterization(
         means=gaussians.means,
         quats=gaussians.quats,
         scales=gaussians.scales,
@@ -59,4 +62,9 @@ def render_gsplat(
         rasterize_mode="antialiased" if antialiased else "classic",
     )
     colors = colors.permute(0, 3, 1, 2)  # [V, 4, H, W]
-    return RenderOutput(rgb=colors[:, :3], alpha=alphas.permute(0, 3, 1, 2), depth=colors[:, 3:4])
+    radii = meta.get("radii")
+    if radii is not None and radii.dim() == 1:  # gsplat < 1.5 stores one radius per pair
+        radii = radii[:, None].expand(-1, 2)
+    return RenderOutput(rgb=colors[:, :3], alpha=alphas.permute(0, 3, 1, 2), depth=colors[:, 3:4],
+                        means2d=meta.get("means2d"), view_ids=meta.get("camera_ids"),
+                        gaussian_ids=meta.get("gaussian_ids"), radii=radii)

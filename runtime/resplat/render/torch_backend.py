@@ -52,7 +52,8 @@ def render_torch(
         tile_size: tile edge in pixels (default :data:`TILE_SIZE`; the image does not depend on it).
 
     Returns:
-        RenderOutput with rgb [V, 3, H, W], alpha [V, 1, H, W], depth [V, 1, H, W].
+        RenderOutput with rgb [V, 3, H, W], alpha [V, 1, H, W], depth [V, 1, H, W] and the
+        packed ``means2d`` / ``view_ids`` / ``gaussian_ids`` / ``radii`` of the drawn pairs.
     """
     W, H, V = cameras.width, cameras.height, len(cameras)
     tile_size = tile_size or TILE_SIZE
@@ -87,4 +88,5 @@ def render_torch(
     alpha = 1 - T
     rgb = untile(C) + T * background[:, :, None, None]
     depth = untile(D[..., None]) / alpha.clamp_min(1e-10)
-    return RenderOutput(rgb=rgb, alpha=alpha, depth=depth)
+    return RenderOutput(rgb=rgb, alpha=alpha, depth=depth, means2d=means2d, view_ids=view_ids, gaussian_ids=gauss_ids,
+                        radii=proj.radii[view_ids, gauss_ids])
