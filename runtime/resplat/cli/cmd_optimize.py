@@ -28,6 +28,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--sh-dc-lr", type=float, default=OptimConfig.sh_dc_lr,
                    help=f"learning rate of the SH DC colour (default {OptimConfig.sh_dc_lr}, 3DGS's)")
     p.add_argument("--steps", type=int, default=OPTIMIZE_STEPS, help=f"optimisation steps (default {OPTIMIZE_STEPS})")
+    p.add_argument("--seconds", type=float, default=None, metavar="S",
+                   help="wall-clock budget: stop after S seconds or --steps steps, whichever comes first")
+    p.add_argument("--strategy", choices=("none", "default", "mcmc"), default="none",
+                   help="densification: none (default: the count is kept), default (3DGS adaptive density "
+                        "control) or mcmc (relocation, growth up to a cap)")
     p.add_argument("--sh-degree", type=int, choices=(0, 1, 2, 3), default=None,
                    help="SH degree of the result (default: the init's, 0 for --random / --depth-init)")
     p.add_argument("--prune", type=float, default=None, metavar="OPACITY",
@@ -65,6 +70,8 @@ def run(args, progress) -> None:
 
     if args.steps < 0:
         raise ResplatError(f"--steps must be >= 0, got {args.steps}")
+    if args.seconds is not None and not args.seconds >= 0:
+        raise ResplatError(f"--seconds must be >= 0, got {args.seconds}")
     device = pick_device(args.device)
     views = load_views(args.views, args.size)
     train, test = holdout_split(len(views.cameras), args.holdout)
@@ -106,7 +113,7 @@ def run(args, progress) -> None:
     result = optimize(gaussians.to(device), images_train.to(device), cams_train.to(device), args.steps,
                       backend=args.backend, background=bg.to(device), prune_opacity=args.prune,
                       lr=OptimConfig(sh_dc_lr=args.sh_dc_lr),
-                      callback=callback, seed=args.seed)
+                      callback=callback, seed=args.seed, seconds=args.seconds, strategy=args.strategy)
     final = result.gaussians.detach()
     metrics = {"gaussians": len(final), "seconds": round(result.seconds, 3)}
     if test:

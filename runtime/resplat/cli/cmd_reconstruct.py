@@ -33,6 +33,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "3DGS's pruning threshold; 0 keeps all)")
     p.add_argument("--optimize-steps", type=int, default=POLISH_STEPS, metavar="N",
                    help=f"then polish with N steps of 3DGS optimisation against the input views (default {POLISH_STEPS})")
+    p.add_argument("--polish-seconds", type=float, default=0.0, metavar="S",
+                   help="polish for S seconds of wall time (with --optimize-steps: whichever ends first; default 0)")
+    p.add_argument("--strategy", choices=("none", "default", "mcmc"), default="none",
+                   help="densification of the polish: none (default: the count is kept), default or mcmc")
     p.add_argument("--ignore-depth", action="store_true",
                    help="do not use the views' depth maps (depth_file_path, e.g. Blender's depth pass): "
                         "the network predicts depth from the images alone")
@@ -52,6 +56,8 @@ def _check_options(args) -> None:
         raise ResplatError(f"--iterations must be in 0..{MAX_ITERATIONS}, got {args.iterations}")
     if not 0 <= args.prune_opacity < 1:
         raise ResplatError(f"--prune-opacity must be in [0, 1), got {args.prune_opacity}")
+    if not args.polish_seconds >= 0:
+        raise ResplatError(f"--polish-seconds must be >= 0, got {args.polish_seconds}")
     if args.optimize_steps < 0:
         raise ResplatError(f"--optimize-steps must be >= 0, got {args.optimize_steps}")
     if args.preview_every < 1:
@@ -117,7 +123,7 @@ def run(args, progress) -> None:
     metrics = {"gaussians": len(gaussians), "predicted": predicted, "pruned": pruned,
                "prune_opacity": args.prune_opacity, "iterations": iterations, "seconds": round(seconds, 3),
                "model": source, "depth": depth_use}
-    if args.optimize_steps:
+    if args.optimize_steps or args.polish_seconds > 0:
         def on_step(info) -> bool:
             extra = {} if info.psnr is None else {"psnr": info.psnr}
             progress.step("polish", info.step, info.total, loss=info.loss, gaussians=info.num_gaussians, **extra)
@@ -125,7 +131,8 @@ def run(args, progress) -> None:
                 preview("polish", info.step, info.snapshot())
             return True
 
-        result = polish(gaussians, views.images, views.cameras, args.optimize_steps, callback=on_step)
+        result = polish(gaussians, views.images, views.cameras, args.optimize_steps, callback=on_step,
+                        seconds=args.polish_seconds or None, strategy=args.strategy)
         gaussians = result.gaussians
         metrics.update(optimize_steps=args.optimize_steps, polish_seconds=round(result.seconds, 3))
         if result.psnr_history:

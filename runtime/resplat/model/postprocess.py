@@ -63,7 +63,8 @@ def polish(gaussians: Gaussians, images: Tensor, cameras: Cameras, steps: int, *
         gaussians: the reconstruction (its device and dtype are used; not modified).
         images: [V, 3, H, W] the input views in [0, 1] (moved to the Gaussians' device).
         cameras: the V input cameras.
-        steps: optimisation steps (one view per step); 0 returns the input unchanged.
+        steps: optimisation steps (one view per step); 0 returns the input unchanged unless
+            ``options`` has a time budget ``seconds``, which then alone ends the polish.
         backend: rasteriser backend ("auto": gsplat on CUDA).
         lr: :class:`resplat.optim.OptimConfig`; default 3DGS's rates with the SH warm-up cut
             to one step per degree (``sh_increase_every=1``): the prediction already has every
@@ -87,10 +88,11 @@ def polish(gaussians: Gaussians, images: Tensor, cameras: Cameras, steps: int, *
 
     if not isinstance(steps, int) or steps < 0:
         raise ResplatError(f"polish: steps must be an integer >= 0, got {steps!r}")
-    if steps == 0:
+    if steps == 0 and not options.get("seconds"):
         return OptimResult(gaussians=gaussians.detach())
     lr = OptimConfig(sh_increase_every=1) if lr is None else lr
-    result = optimize(gaussians, images.to(gaussians.device), cameras.to(gaussians.device), steps, backend=backend,
+    # steps 0 with a time budget (options "seconds"): as many steps as the budget allows
+    result = optimize(gaussians, images.to(gaussians.device), cameras.to(gaussians.device), steps or None, backend=backend,
                       lr=lr, callback=callback, seed=seed, **options)
     if result.cancelled:
         raise CancelledError(f"polish cancelled after step {len(result.losses)}/{steps}")
