@@ -141,11 +141,29 @@ def infer_preset(state_dict: dict[str, Tensor]) -> str:
     raise KeyError("encoder.gaussian_head.2.weight")
 
 
+#: ``unet_norm_groups`` of a stored config written before that field existed: every model
+#: trained then had 32-group GroupNorms in its depth U-Net (the embedded ``tiny`` weights too).
+LEGACY_UNET_NORM_GROUPS = 32
+
+
+def config_from_fields(fields: dict) -> ModelConfig:
+    """The :class:`ModelConfig` of a stored field dict (``dataclasses.asdict`` of a config, as
+    our exporter and training checkpoints write it): unknown fields of a newer version are
+    ignored and a missing ``unet_norm_groups`` is :data:`LEGACY_UNET_NORM_GROUPS`.
+
+    Raises TypeError / ValueError when required fields are missing or wrong."""
+    known = {f.name for f in dataclasses.fields(ModelConfig)}
+    # JSON has no tuples: tuple fields (lookat_range) come back as lists
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items() if k in known}
+    values.setdefault("unet_norm_groups", LEGACY_UNET_NORM_GROUPS)
+    return ModelConfig(**values)
+
+
 def stored_config(path: str | os.PathLike) -> ModelConfig | None:
     """The :class:`ModelConfig` stored in a safetensors header's metadata by our exporter
     (``{"preset": name, "config": JSON of the config's fields}``,
-    :func:`resplat.train.checkpointing.export_safetensors`); None for other files or
-    metadata without a usable config (unknown fields of a newer version are ignored)."""
+    :func:`resplat.train.checkpointing.export_safetensors`), read by :func:`config_from_fields`;
+    None for other files or metadata without a usable config."""
     p = Path(path)
     try:
         with open(p, "rb") as f:
@@ -155,10 +173,7 @@ def stored_config(path: str | os.PathLike) -> ModelConfig | None:
         from safetensors import safe_open
         with safe_open(str(p), framework="pt") as f:
             meta = f.metadata() or {}
-        fields = json.loads(meta["config"])
-        known = {f.name for f in dataclasses.fields(ModelConfig)}
-        # JSON has no tuples: tuple fields (lookat_range) come back as lists
-        return ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items() if k in known})
+        return config_from_fields(json.loads(meta["config"]))
     except Exception:  # no or foreign metadata: fall back to the tensor shapes
         return None
 

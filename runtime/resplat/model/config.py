@@ -42,6 +42,10 @@ class ModelConfig:
         feature_channels: CNN / multi-view transformer width.
         num_transformer_layers: multi-view transformer layers.
         unet_channels: depth U-Net width.
+        unet_norm_groups: groups of every GroupNorm inside the depth U-Net (ResBlocks, attention,
+            output layer): 8 in the release (``ldm_unet/util.py`` ``normalization()`` returns
+            ``GroupNorm8(8, C)``), 32 for ``tiny`` (its weights were trained so). Not visible in
+            any weight shape: a wrong value loads strictly and gives wrong depth.
         pt_knn, pt_blocks: neighbours and blocks of the initial point transformer.
         attn_proj_channels: q/k/v width of the kNN attention.
         update_knn, update_blocks: neighbours and blocks of the updater's point transformer.
@@ -70,6 +74,7 @@ class ModelConfig:
     feature_channels: int = 128
     num_transformer_layers: int = 6
     unet_channels: int = 128
+    unet_norm_groups: int = 8
     pt_knn: int = 16
     pt_blocks: int = 6
     attn_proj_channels: int = 64
@@ -123,7 +128,7 @@ PRESETS: dict[str, ModelConfig] = {
 #: ones) load with the metric frame they were trained in.
 PRESETS["tiny"] = ModelConfig(
     "tiny", vit_type="cnn", regressor_channels=64, num_depth_candidates=32, num_transformer_layers=2,
-    unet_channels=64, pt_blocks=2, update_blocks=2, state_channels=128, frame_scale="lookat",
+    unet_channels=64, unet_norm_groups=32, pt_blocks=2, update_blocks=2, state_channels=128, frame_scale="lookat",
 )
 #: The 16-view 540x960 DL3DV model: base-dl3dv weights, half-resolution depth, scale max 3.
 PRESETS["base-dl3dv-16view"] = replace(PRESETS["base-dl3dv"], name="base-dl3dv-16view", scale_max=3.0, depth_half_res=True)

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ResplatError
+from ..model.checkpoint import config_from_fields
 from .config import TrainConfig
 
 
@@ -76,7 +77,11 @@ def load_training_state(path: str | os.PathLike, model, optimizer, scheduler, rn
     if state.get("train_config", {}).get("stage") != config.stage:
         raise TrainCheckpointError(f"{p}: checkpoint of stage {state.get('train_config', {}).get('stage')!r}, "
                                    f"this run is stage {config.stage!r}")
-    if state.get("model_config") != json.dumps(dataclasses.asdict(model.config)):
+    try:  # configs saved before a field existed read with that field's legacy value
+        saved = config_from_fields(json.loads(state.get("model_config") or "null"))
+    except (TypeError, ValueError, AttributeError):
+        saved = None
+    if saved != model.config:
         raise TrainCheckpointError(f"{p}: checkpoint of another model configuration than {model.config.name!r}")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])

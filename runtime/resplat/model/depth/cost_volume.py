@@ -19,13 +19,15 @@ def neighbour_views(c2w: Tensor, num: int = 2) -> Tensor:
 
     c2w [B, V, 4, 4] (camera-to-world, metres). With V > num + 1: the ``num`` views with the
     nearest camera centres (Euclidean), column 0 of the distance argsort (the view itself)
-    dropped, as the release does; otherwise all other views in index order.
+    dropped, as the release does (``encoder_resplat.py``: ``argsort(cdist(centres))``); equal
+    distances keep index order (a stable sort, the order the release gets); otherwise all
+    other views in index order.
     Returns int64 [B, V, M] with M = min(num, V - 1).
     """
     b, v = c2w.shape[:2]
     if v > num + 1:
         centres = c2w[:, :, :3, 3]
-        order = torch.argsort(torch.cdist(centres, centres, p=2))
+        order = torch.argsort(torch.cdist(centres, centres, p=2), dim=-1, stable=True)
         return order[:, :, 1 : num + 1]
     idx = torch.arange(v, device=c2w.device)
     others = torch.stack([torch.cat((idx[:i], idx[i + 1 :])) for i in range(v)])  # [V, V-1]

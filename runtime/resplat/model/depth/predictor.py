@@ -39,15 +39,16 @@ class DepthInputError(ResplatError, ValueError):
 
 
 class DepthRegressor(nn.Sequential):
-    """``regressor.0``: Conv3x3(in -> 128), GroupNorm(8), GELU, U-Net (cross-view attention),
-    Conv3x3; ``forward(x, num_views)`` [B*V, in, h, w] -> [B*V, 128, h, w]."""
+    """``regressor.0``: Conv3x3(in -> 128), GroupNorm(8), GELU, U-Net (cross-view attention; its
+    GroupNorms have ``unet_groups`` groups), Conv3x3; ``forward(x, num_views)``
+    [B*V, in, h, w] -> [B*V, 128, h, w]."""
 
-    def __init__(self, in_channels: int, channels: int = 128):
+    def __init__(self, in_channels: int, channels: int = 128, unet_groups: int = 8):
         super().__init__(
             nn.Conv2d(in_channels, channels, 3, padding=1),
             nn.GroupNorm(8, channels),
             nn.GELU(),
-            UNetModel(channels),
+            UNetModel(channels, groups=unet_groups),
             nn.Conv2d(channels, channels, 3, padding=1),
         )
 
@@ -89,7 +90,8 @@ class DepthPredictor(nn.Module):
     Args:
         config: a :class:`ModelConfig` or preset name. Uses ``upsample_factor`` (u),
             ``num_depth_candidates`` (D), ``vit_type``, ``feature_channels``,
-            ``num_transformer_layers``, ``unet_channels``, ``depth_half_res``, ``mono_max_width``.
+            ``num_transformer_layers``, ``unet_channels``, ``unet_norm_groups``, ``depth_half_res``,
+            ``mono_max_width``.
         amp: run the CNN, transformers, ViT, regressor and upsampler under bf16 autocast when
             the input is on CUDA (as the release does); never on CPU.
     """
@@ -103,7 +105,7 @@ class DepthPredictor(nn.Module):
         self.transformer = MultiViewFeatureTransformer(cfg.num_transformer_layers, c, ffn_expansion=4)
         self.pretrained = MonoCNN(cfg.vit_dim) if cfg.vit_type == "cnn" else DINOv2(cfg.vit_dim, cfg.vit_heads)
         in_channels = cfg.num_depth_candidates + 128 + c + cfg.vit_dim
-        self.regressor = nn.ModuleList([DepthRegressor(in_channels, cfg.unet_channels)])
+        self.regressor = nn.ModuleList([DepthRegressor(in_channels, cfg.unet_channels, cfg.unet_norm_groups)])
         self.regressor_residual = nn.ModuleList([nn.Conv2d(in_channels, cfg.unet_channels, 1)])
         self.depth_head = nn.ModuleList([
             nn.Sequential(

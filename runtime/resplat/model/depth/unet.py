@@ -5,6 +5,13 @@ trimmed by DepthSplat / the ReSplat release (``ldm_unet/unet.py``): no timestep 
 pre-norm ResBlocks, legacy QKV attention whose tokens are those of all views of a scene. Used
 with ``in = model = out = 128, num_res_blocks=1, attention_resolutions=[4],
 channel_mult=[1, 1, 1], num_head_channels=32``; docs/model-architecture.md section 2.
+
+Every normalisation the release builds with ``ldm_unet/util.py`` ``normalization()`` (the two of
+each ResBlock, the attention block's and the output layer's) is a GroupNorm whose group count is
+``groups``: 8 in the release (``GroupNorm8(8, channels)``; channel counts not divisible by 8 get
+4 groups there, which our widths never are), 32 in the original LDM and in our ``tiny`` preset
+(``ModelConfig.unet_norm_groups``). The count is in no weight shape, so a wrong one loads
+strictly and silently changes the depth.
 """
 
 from __future__ import annotations
@@ -16,9 +23,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-def group_norm(channels: int) -> nn.GroupNorm:
-    """LDM ``normalization()``: GroupNorm with 32 groups, eps 1e-5."""
-    return nn.GroupNorm(32, channels)
+def group_norm(channels: int, groups: int) -> nn.GroupNorm:
+    """The release's ``normalization()``: GroupNorm with ``groups`` groups, eps 1e-5, affine.
+
+    Raises ValueError (torch's) when ``groups`` does not divide ``channels``.
+    """
+    return nn.GroupNorm(groups, channels)
 
 
 def _zero(module: nn.Module) -> nn.Module:
@@ -30,14 +40,15 @@ def _zero(module: nn.Module) -> nn.Module:
 
 
 class ResBlock(nn.Module):
-    """GN-SiLU-conv3x3, GN-SiLU-dropout-conv3x3, plus identity or 1x1-conv skip."""
+    """GN-SiLU-conv3x3, GN-SiLU-dropout-conv3x3, plus identity or 1x1-conv skip (GN: ``groups`` groups)."""
 
-    def __init__(self, channels: int, out_channels: int | None = None, dropout: float = 0.0):
+    def __init__(self, channels: int, out_channels: int | None = None, dropout: float = 0.0, groups: int = 8):
         super().__init__()
         out_channels = out_channels or channels
-        self.in_layers = nn.Sequential(group_norm(channels), nn.SiLU(), nn.Conv2d(channels, out_channels, 3, padding=1))
+        self.in_layers = nn.Sequential(group_norm(channels, groups), nn.SiLU(),
+                                       nn.Conv2d(channels, out_channels, 3, padding=1))
         self.out_layers = nn.Sequential(
-            group_norm(out_channels),
+            group_norm(out_channels, groups),
             nn.SiLU(),
             nn.Dropout(dropout),
             nn.Conv2d(out_channels, out_channels, 3, padding=1),
@@ -75,15 +86,16 @@ class CrossViewAttentionBlock(nn.Module):
     """LDM ``AttentionBlock`` with cross-view self-attention.
 
     ``forward(x, num_views)``: x [B*V, C, h, w] (scene-major) -> same shape. The tokens of all
-    V views of a scene attend to each other: GroupNorm, 1x1 ``qkv`` (Conv1d C -> 3C), heads of
+    V views of a scene attend to each other: GroupNorm (``groups`` groups), 1x1 ``qkv`` (Conv1d
+    C -> 3C), heads of
     ``head_channels`` in the legacy layout (the 3C channels split per head first, then into
     q, k, v), softmax(q k^T / sqrt(d)) v with the softmax in float32, 1x1 ``proj_out``, residual.
     """
 
-    def __init__(self, channels: int, head_channels: int = 32):
+    def __init__(self, channels: int, head_channels: int = 32, groups: int = 8):
         super().__init__()
         self.num_heads = channels // head_channels
-        self.norm = group_norm(channels)
+        self.norm = group_norm(channels, groups)
         self.qkv = nn.Conv1d(channels, 3 * channels, 1)
         self.proj_out = _zero(nn.Conv1d(channels, channels, 1))
 
@@ -110,30 +122,32 @@ class UNetModel(nn.Module):
     2 Downsample, 3 ResBlock, 4 Downsample, 5 ResBlock + attention; ``middle_block`` ResBlock,
     Identity, ResBlock; ``output_blocks`` 0 ResBlock + attention, 1 ResBlock + attention +
     Upsample, 2 ResBlock, 3 ResBlock + Upsample, 4 ResBlock, 5 ResBlock (each concatenating the
-    matching ``input_blocks`` output); ``out`` GN, SiLU, conv3x3.
+    matching ``input_blocks`` output); ``out`` GN, SiLU, conv3x3. Every GroupNorm has ``groups``
+    groups (8 in the release, see the module docstring).
     """
 
-    def __init__(self, channels: int = 128, head_channels: int = 32, levels: int = 3, attention_level: int = 2):
+    def __init__(self, channels: int = 128, head_channels: int = 32, levels: int = 3, attention_level: int = 2,
+                 groups: int = 8):
         super().__init__()
         self.input_blocks = nn.ModuleList([nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1))])
         for level in range(levels):
-            layers: list[nn.Module] = [ResBlock(channels)]
+            layers: list[nn.Module] = [ResBlock(channels, groups=groups)]
             if level == attention_level:
-                layers.append(CrossViewAttentionBlock(channels, head_channels))
+                layers.append(CrossViewAttentionBlock(channels, head_channels, groups))
             self.input_blocks.append(nn.Sequential(*layers))
             if level != levels - 1:
                 self.input_blocks.append(nn.Sequential(Downsample(channels)))
-        self.middle_block = nn.Sequential(ResBlock(channels), nn.Identity(), ResBlock(channels))
+        self.middle_block = nn.Sequential(ResBlock(channels, groups=groups), nn.Identity(), ResBlock(channels, groups=groups))
         self.output_blocks = nn.ModuleList()
         for level in reversed(range(levels)):
             for i in range(2):
-                layers = [ResBlock(2 * channels, channels)]
+                layers = [ResBlock(2 * channels, channels, groups=groups)]
                 if level == attention_level:
-                    layers.append(CrossViewAttentionBlock(channels, head_channels))
+                    layers.append(CrossViewAttentionBlock(channels, head_channels, groups))
                 if level and i == 1:
                     layers.append(Upsample(channels))
                 self.output_blocks.append(nn.Sequential(*layers))
-        self.out = nn.Sequential(group_norm(channels), nn.SiLU(), _zero(nn.Conv2d(channels, channels, 3, padding=1)))
+        self.out = nn.Sequential(group_norm(channels, groups), nn.SiLU(), _zero(nn.Conv2d(channels, channels, 3, padding=1)))
 
     @staticmethod
     def _run(block: nn.Sequential, h: Tensor, num_views: int) -> Tensor:
