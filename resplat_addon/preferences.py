@@ -2,7 +2,8 @@
 runtime buttons (operators in ``operators/check_runtime.py`` and ``operators/install_runtime.py``).
 
 The default interpreter is the add-on's own venv under
-``bpy.utils.extension_path_user(<extension>, create=True)/venv`` when it exists (issue 5 item 2).
+``bpy.utils.extension_path_user(<extension>, create=True)/venv``
+when it exists (the extension's writable data, as Blender's extension manual asks).
 """
 
 from __future__ import annotations

@@ -2,11 +2,11 @@
 reader thread feeding a queue, cancellation, the "check runtime" probe and the venv installer's
 commands.
 
-Blender never imports torch (issue 5 item 2): everything heavy runs in the interpreter named in
+Blender never imports torch (its bundled Python has no torch wheel, and torch would block the UI): everything heavy runs in the interpreter named in
 the add-on preferences, as ``python -m resplat <command> ... --progress jsonl``, whose stdout
 carries one JSON object per line (resplat/cli/progress.py): ``progress``, ``message``,
 ``preview``, ``result`` and ``error`` events. Blender data is touched only by the caller, from
-the main thread, when it drains :meth:`RuntimeJob.poll` (RESEARCH.md section 3).
+the main thread, when it drains :meth:`RuntimeJob.poll` (Blender's bpy.app.timers documentation: Blender data only from the main thread).
 """
 
 from __future__ import annotations

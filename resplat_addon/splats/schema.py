@@ -2,7 +2,7 @@
 
 Two schemas hold the same content (docs/blender-schema.md is the reference):
 
-- ``native`` (Blender >= 5.3, whose own 3DGS PLY/SPZ importer uses it; RESEARCH.md section 3):
+- ``native`` (Blender >= 5.3, whose own 3DGS PLY/SPZ importer uses it; Blender 5.3 release notes):
   ``scale`` FLOAT_VECTOR = exp(log scale) (metres), ``rotation`` QUATERNION = unit (w, x, y, z),
   ``radiance:base`` FLOAT_COLOR = (f_dc_0, f_dc_1, f_dc_2, sigmoid(logit opacity)),
   ``radiance:sh_k`` FLOAT_VECTOR for k = 0 .. K-2 (the higher-order SH, f_rest coefficient k

@@ -2,7 +2,7 @@
 
 Source: PlayCanvas's format description ("The SOG Format (Version 2)",
 developer.playcanvas.com/user-manual/gaussian-splatting/formats/sog-v2/) and the meta.json
-layout of github.com/playcanvas/splat-transform issue 38. Every per-splat image holds splat i at
+layout PlayCanvas's splat-transform 3.7.0 reads and writes. Every per-splat image holds splat i at
 pixel (i % W, i // W) of a W x H RGBA image (row-major, top-left origin, W * H >= count):
 
   means_l / means_u  RGB: low / high byte of a 16-bit value per axis, the axis's

@@ -34,7 +34,7 @@ from .encoder import ReSplatModel
 
 _SHOWN = 3  # offending keys named in an error message
 
-#: Preset of the model shipped inside the package (trained by ``resplat train``, issue 4).
+#: Preset of the model shipped inside the package (trained by ``resplat train``; scripts/train-embedded).
 EMBEDDED_PRESET = "tiny"
 
 

@@ -3,7 +3,7 @@ then the recurrent updater with the initial model frozen), losses, the one-cycle
 resumable checkpoints, DDP through torchrun and the pixelSplat chunk loader.
 
 Source: Xu et al., "ReSplat" (arXiv 2510.08575), section "Training" (summarised in
-/work/shared/RESEARCH.md section 1); the release's ``model_wrapper.py`` / ``encoder_resplat.py``.
+ReSplat paper, Sec. 4 training details); the release's ``model_wrapper.py`` / ``encoder_resplat.py``.
 """
 
 from .config import TrainConfig

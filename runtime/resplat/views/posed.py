@@ -1,5 +1,5 @@
 """Posed views (images + cameras) and the size changes a model needs (ReSplat: H, W multiples
-of 64, see RESEARCH.md section 1, "H and W divisible by 64")."""
+of 64, the ReSplat release's DL3DV setting: H and W divisible by 64, docs/model-architecture.md)."""
 
 from __future__ import annotations
 
