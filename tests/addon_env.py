@@ -79,3 +79,36 @@ def empty_cycles_scene(bpy, samples: int):
     scene.cycles.samples = samples
     scene.cycles.device = "CPU"
     return scene
+
+
+def emission_checker(bpy, name: str = "checker", **checker_inputs):
+    """A material emitting a checker texture (lighting-free, so renders are deterministic);
+    ``checker_inputs`` set the checker node's inputs (e.g. ``Scale=6.0``)."""
+    mat = bpy.data.materials.new(name)
+    mat.use_nodes = True
+    nt = mat.node_tree
+    nt.nodes.remove(nt.nodes["Principled BSDF"])
+    em, ch = nt.nodes.new("ShaderNodeEmission"), nt.nodes.new("ShaderNodeTexChecker")
+    for key, value in checker_inputs.items():
+        ch.inputs[key].default_value = value
+    nt.links.new(ch.outputs["Color"], em.inputs["Color"])
+    nt.links.new(em.outputs[0], nt.nodes["Material Output"].inputs[0])
+    return mat
+
+
+def camera_ring(bpy, scene, count: int, radius: float, height: float, name: str = "Rig"):
+    """A new collection ``name`` in ``scene`` holding ``count`` cameras Cam0.. on a circle of
+    ``radius`` at ``height``, each looking at the origin; returns the collection."""
+    import math
+
+    from mathutils import Vector
+
+    rig = bpy.data.collections.new(name)
+    scene.collection.children.link(rig)
+    for i in range(count):
+        a = 2 * math.pi * i / count + 0.3
+        cam = bpy.data.objects.new(f"Cam{i}", bpy.data.cameras.new(f"Cam{i}"))
+        cam.location = (radius * math.cos(a), radius * math.sin(a), height)
+        cam.rotation_euler = (Vector((0, 0, 0)) - cam.location).to_track_quat("-Z", "Y").to_euler()
+        rig.objects.link(cam)
+    return rig

@@ -21,7 +21,7 @@ import time
 import numpy as np
 import pytest
 
-from addon_env import addon_env, clear_scene, empty_cycles_scene
+from addon_env import addon_env, camera_ring, clear_scene, emission_checker, empty_cycles_scene
 from resplat.formats import read_splat_arrays
 
 FIELDS = ("means", "quats", "log_scales", "logit_opacities", "sh")
@@ -39,30 +39,12 @@ def _jobs_left():
 def env():
     bpy, addon, _ = addon_env()
     scene = empty_cycles_scene(bpy, 4)
-    mat = bpy.data.materials.new("checker")
-    mat.use_nodes = True
-    nt = mat.node_tree
-    nt.nodes.remove(nt.nodes["Principled BSDF"])
-    em, ch = nt.nodes.new("ShaderNodeEmission"), nt.nodes.new("ShaderNodeTexChecker")
-    ch.inputs["Scale"].default_value = 6.0
-    ch.inputs["Color1"].default_value = (0.9, 0.2, 0.1, 1)
-    ch.inputs["Color2"].default_value = (0.1, 0.3, 0.9, 1)
-    nt.links.new(ch.outputs["Color"], em.inputs["Color"])
-    nt.links.new(em.outputs[0], nt.nodes["Material Output"].inputs[0])
+    mat = emission_checker(bpy, Scale=6.0, Color1=(0.9, 0.2, 0.1, 1), Color2=(0.1, 0.3, 0.9, 1))
     bpy.ops.mesh.primitive_uv_sphere_add(radius=0.6, location=(0, 0, 0), segments=16, ring_count=8)
     bpy.context.active_object.data.materials.append(mat)
     bpy.ops.mesh.primitive_cube_add(size=0.5, location=(0.5, 0.4, 0.3))
     bpy.context.active_object.data.materials.append(mat)
-    rig = bpy.data.collections.new("Rig")
-    scene.collection.children.link(rig)
-    from mathutils import Vector
-
-    for i in range(4):
-        a = 2 * math.pi * i / 4 + 0.3
-        cam = bpy.data.objects.new(f"Cam{i}", bpy.data.cameras.new(f"Cam{i}"))
-        cam.location = (3 * math.cos(a), 3 * math.sin(a), 1.2)
-        cam.rotation_euler = (Vector((0, 0, 0)) - cam.location).to_track_quat("-Z", "Y").to_euler()
-        rig.objects.link(cam)
+    rig = camera_ring(bpy, scene, 4, 3.0, 1.2)
     bpy.context.view_layer.update()
     s = scene.resplat
     s.cameras, s.collection, s.views, s.width, s.height = "COLLECTION", rig, "RENDER", 64, 64

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from addon_env import addon_env, clear_scene, empty_cycles_scene
+from addon_env import addon_env, camera_ring, clear_scene, emission_checker, empty_cycles_scene
 from resplat import defaults
 from resplat.formats import SplatArrays
 
@@ -44,25 +44,10 @@ def _ball(n=400, seed=0):
 def env():
     bpy, addon, _ = addon_env()
     scene = empty_cycles_scene(bpy, 1)
-    mat = bpy.data.materials.new("checker")
-    mat.use_nodes = True
-    nt = mat.node_tree
-    nt.nodes.remove(nt.nodes["Principled BSDF"])
-    em, ch = nt.nodes.new("ShaderNodeEmission"), nt.nodes.new("ShaderNodeTexChecker")
-    nt.links.new(ch.outputs["Color"], em.inputs["Color"])
-    nt.links.new(em.outputs[0], nt.nodes["Material Output"].inputs[0])
+    mat = emission_checker(bpy)
     bpy.ops.mesh.primitive_cube_add(size=1.2, location=(0, 0, 0))
     bpy.context.active_object.data.materials.append(mat)
-    rig = bpy.data.collections.new("Rig")
-    scene.collection.children.link(rig)
-    from mathutils import Vector
-
-    for i in range(3):
-        a = 2 * math.pi * i / 3 + 0.3
-        cam = bpy.data.objects.new(f"Cam{i}", bpy.data.cameras.new(f"Cam{i}"))
-        cam.location = (3 * math.cos(a), 3 * math.sin(a), 1.0)
-        cam.rotation_euler = (Vector((0, 0, 0)) - cam.location).to_track_quat("-Z", "Y").to_euler()
-        rig.objects.link(cam)
+    rig = camera_ring(bpy, scene, 3, 3.0, 1.0)
     splat = _mod(addon, "splats.pointcloud").build_object(bpy.context, _ball(), "Splats")
     bpy.context.view_layer.update()
     s = scene.resplat
