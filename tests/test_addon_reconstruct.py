@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import glob
 import importlib
-import math
 import os
 import stat
 import sys
