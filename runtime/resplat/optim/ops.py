@@ -188,11 +188,7 @@ def relocate(params: dict[str, Tensor], optimizer, state: dict[str, Tensor], dea
     touched = torch.cat([sources, dead_idx])
 
     def param_fn(name: str, p: Tensor) -> Tensor:
-        p = p.clone()
-        if name == "logit_opacities":
-            p[sources] = logit.to(p)
-        elif name == "log_scales":
-            p[sources] = log_s.to(p)
+        p = _corrected(name, p, sources, logit, log_s)
         p[dead_idx] = p[sources]
         return p
 
@@ -207,6 +203,17 @@ def relocate(params: dict[str, Tensor], optimizer, state: dict[str, Tensor], dea
     return update_rows(params, optimizer, param_fn, moment_fn)
 
 
+def _corrected(name: str, p: Tensor, sources: Tensor, logit: Tensor, log_s: Tensor) -> Tensor:
+    """A copy of parameter ``name`` with the sources' opacity logits / log-scales replaced by
+    their relocation-corrected values (:func:`_relocated_values`); other parameters copied."""
+    p = p.clone()
+    if name == "logit_opacities":
+        p[sources] = logit.to(p)
+    elif name == "log_scales":
+        p[sources] = log_s.to(p)
+    return p
+
+
 def sample_add(params: dict[str, Tensor], optimizer, state: dict[str, Tensor], n: int, binoms: Tensor,
                min_opacity: float = 0.005, generator: torch.Generator | None = None) -> dict[str, Tensor]:
     """Append ``n`` Gaussians copied from sources drawn with probability proportional to opacity
@@ -219,11 +226,7 @@ def sample_add(params: dict[str, Tensor], optimizer, state: dict[str, Tensor], n
     logit, log_s = _relocated_values(params, sources, binoms, min_opacity)
 
     def param_fn(name: str, p: Tensor) -> Tensor:
-        p = p.clone()
-        if name == "logit_opacities":
-            p[sources] = logit.to(p)
-        elif name == "log_scales":
-            p[sources] = log_s.to(p)
+        p = _corrected(name, p, sources, logit, log_s)
         return torch.cat([p, p[sources]])
 
     def moment_fn(name: str, v: Tensor) -> Tensor:
