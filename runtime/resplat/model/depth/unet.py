@@ -89,7 +89,7 @@ class CrossViewAttentionBlock(nn.Module):
     V views of a scene attend to each other: GroupNorm (``groups`` groups), 1x1 ``qkv`` (Conv1d
     C -> 3C), heads of
     ``head_channels`` in the legacy layout (the 3C channels split per head first, then into
-    q, k, v), softmax(q k^T / sqrt(d)) v with the softmax in float32, 1x1 ``proj_out``, residual.
+    q, k, v), softmax(q k^T / sqrt(d)) v with the softmax in float32 (float64 inputs: float64), 1x1 ``proj_out``, residual.
     """
 
     def __init__(self, channels: int, head_channels: int = 32, groups: int = 8):
@@ -109,7 +109,10 @@ class CrossViewAttentionBlock(nn.Module):
         q, k, v = qkv.chunk(3, dim=1)  # [B*heads, d, V*t]
         scale = 1 / math.sqrt(math.sqrt(q.shape[1]))
         weight = torch.einsum("bct,bcs->bts", q * scale, k * scale)
-        weight = torch.softmax(weight.float(), dim=-1).to(weight.dtype)
+        # release ldm_unet/unet.py:555 ``th.softmax(weight.float(), ...)``: the float32 upcast serves
+        # half precision; float64 stays float64 (as the float64 release goldens run it)
+        up = weight if weight.dtype == torch.float64 else weight.float()
+        weight = torch.softmax(up, dim=-1).to(weight.dtype)
         a = torch.einsum("bts,bcs->bct", weight, v).reshape(b, c, num_views, t).permute(0, 2, 1, 3).reshape(bv, c, t)
         return (x + self.proj_out(a)).reshape(bv, c, h, w)
 

@@ -64,7 +64,7 @@ def interpolate_pos_embed(pos_embed: Tensor, rows: int, cols: int, square_image:
     pos_embed [1, 1 + M*M, D] (class token first, then an M x M grid, M = 37) -> [1, 1 + rows*cols,
     D]. Returned unchanged when rows * cols == M * M and the image is square in pixels
     (``square_image``; the release's shortcut); otherwise the grid is resized bicubically (no
-    antialias, align_corners=False) in float32 with scale factors ((rows + offset) / M,
+    antialias, align_corners=False) in float32 (float64 embeddings: float64) with scale factors ((rows + offset) / M,
     (cols + offset) / M) -- the scale factors, not the output size, set the sampling positions,
     which is why the 0.1 offset changes the numbers -- and cast back to the input dtype.
     """
@@ -75,7 +75,9 @@ def interpolate_pos_embed(pos_embed: Tensor, rows: int, cols: int, square_image:
     if rows * cols == n and square_image:
         return pos_embed
     dtype, d = pos_embed.dtype, pos_embed.shape[-1]
-    pe = pos_embed.float()
+    # release dinov2/dinov2.py:187 ``self.pos_embed.float()`` (an upcast for half precision);
+    # float64 stays float64 (as the float64 release goldens run it)
+    pe = pos_embed if pos_embed.dtype == torch.float64 else pos_embed.float()
     grid = pe[:, 1:].reshape(1, m, m, d).permute(0, 3, 1, 2)
     grid = F.interpolate(
         grid, scale_factor=((rows + offset) / m, (cols + offset) / m), mode="bicubic", antialias=False
