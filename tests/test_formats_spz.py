@@ -1,6 +1,8 @@
-"""Niantic .spz: hand-built v2/v3/v4 files decode to known values (axes as stored, or converted
-from RUB on request), our v4 files have the documented layout, and the fixture round-trips
-within the spec's quantisation. Agreement with PlayCanvas splat-transform: test_third_party.py."""
+"""Niantic .spz: hand-built v2/v3/v4 files decode to known values (read as Niantic's RUB and
+converted to our RDF by default, or as stored on request; an SPZ_ADOBE_coordinate_system record
+names other stored axes), our v4 files have the documented layout in RUB, and the fixture
+round-trips within the spec's quantisation. Relation to PlayCanvas splat-transform:
+test_formats_third_party.py."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import zstandard
 from resplat.errors import SplatFileError
 from resplat.formats import read_spz, read_splat_arrays, write_spz, write_splat_arrays
 from resplat.formats.arrays import SplatArrays, logit, sigmoid
-from resplat.formats.spz_quant import flip_axes
+from resplat.formats.spz_quant import change_axes, flip_axes
 
 MAGIC = 0x5053474E
 R = np.sqrt(0.5)
@@ -94,10 +96,46 @@ def test_hand_built_files_decode_to_known_values(tmp_path, version):
     converted = _expected(min(version, 3))
     means, quats, rest = flip_axes(converted["means"], converted["quats"], converted["sh"][:, 1:])
     as_stored = dict(converted, means=means, quats=quats, sh=np.concatenate([converted["sh"][:, :1], rest], 1))
-    for a, expected in ((read_splat_arrays(path), as_stored), (read_spz(path, convert_axes=True), converted)):
+    for a, expected in ((read_splat_arrays(path), converted), (read_spz(path, convert_axes=False), as_stored)):
         assert len(a) == 2 and a.sh_degree == 1
         for name, want in expected.items():
             np.testing.assert_allclose(getattr(a, name), want, rtol=1e-6, atol=1e-6, err_msg=name)
+
+
+def _coordinate_record(value: int) -> bytes:
+    return struct.pack("<III", 0xADBE0003, 4, value)  # SPZ_ADOBE_coordinate_system
+
+
+@pytest.mark.parametrize("container", ["v4", "v3"])
+@pytest.mark.parametrize("name, value, diagonal", [
+    ("UNSPECIFIED", 0, [1, -1, -1]), ("RUB", 4, [1, -1, -1]), ("RDF", 6, [1, 1, 1]), ("LUF", 7, [-1, -1, 1]),
+    ("LDB", 1, [-1, 1, -1]),
+])
+def test_coordinate_system_record_names_the_stored_axes(tmp_path, container, name, value, diagonal):
+    other = struct.pack("<II4s", 0xABCD0001, 4, b"abcd")  # an unknown record before it is skipped
+    records = other + _coordinate_record(value)
+    if container == "v4":
+        data = _v4_file(_streams(3), extensions=records)
+    else:  # gzip: the records follow the attributes, flag 0x2
+        header = struct.pack("<IIIBBBB", MAGIC, 3, 2, 1, 12, 0x2, 0)
+        data = gzip.compress(header + b"".join(_streams(3)) + records)
+    path = tmp_path / f"{name}.spz"
+    path.write_bytes(data)
+    raw = read_spz(path, convert_axes=False)
+    got = read_spz(path)
+    means, quats, rest = change_axes(raw.means, raw.quats, raw.sh[:, 1:], diagonal)
+    np.testing.assert_allclose(got.means, means, atol=1e-6)
+    np.testing.assert_allclose(got.quats, quats, atol=1e-6)
+    np.testing.assert_allclose(got.sh[:, 1:], rest, atol=1e-6)
+
+
+def test_rotated_coordinate_system_is_refused(tmp_path):
+    path = tmp_path / "rfu.spz"
+    path.write_bytes(_v4_file(_streams(3), extensions=_coordinate_record(12)))
+    with pytest.raises(SplatFileError, match="rotated axis system RFU") as e:
+        read_spz(path)
+    assert str(path) in str(e.value)
+    assert len(read_spz(path, convert_axes=False)) == 2
 
 
 # -- layout of what we write -----------------------------------------------------------------------
@@ -128,13 +166,14 @@ def test_written_v4_layout_and_axes(train_ply, tmp_path):
     header, streams = _parse_v4(out.read_bytes())
     assert header[1:8] == (4, 1000, 3, 12, 0, 6, 32)
     assert [len(s) for s in streams] == [9000, 1000, 3000, 3000, 4000, 45000]
-    # default: the PLY's axes as they are (Niantic's ply_to_spz, splat-transform)
-    assert np.abs(_fixed_positions(streams[0]) - a.means).max() <= 2.0**-13
-    write_spz(a, out, convert_axes=True)  # Niantic's RUB: y and z negated
+    # default: Niantic's RUB, y and z negated
     rub = a.means.astype(np.float64) * [1, -1, -1]
-    assert np.abs(_fixed_positions(_parse_v4(out.read_bytes())[1][0]) - rub).max() <= 2.0**-13
-    back = read_spz(out, convert_axes=True)
+    assert np.abs(_fixed_positions(streams[0]) - rub).max() <= 2.0**-13
+    back = read_splat_arrays(out)
     assert np.abs(back.means - a.means).max() <= 2.0**-13 + 1e-6
+    write_spz(a, out, convert_axes=False)  # the PLY's axes as they are
+    assert np.abs(_fixed_positions(_parse_v4(out.read_bytes())[1][0]) - a.means).max() <= 2.0**-13
+    assert np.abs(read_spz(out, convert_axes=False).means - a.means).max() <= 2.0**-13 + 1e-6
     # degree 0: no SH stream
     low = SplatArrays(a.means, a.quats, a.log_scales, a.logit_opacities, a.sh[:, :1])
     write_splat_arrays(low, out)
@@ -223,13 +262,29 @@ def _eval_sh(sh: np.ndarray, d: np.ndarray) -> np.ndarray:
     return sum(b * sh[:, k] for k, b in enumerate(basis))
 
 
-def test_sh_flip_matches_axis_change():
+def _rotation(q: np.ndarray) -> np.ndarray:
+    w, x, y, z = (q / np.linalg.norm(q, axis=1, keepdims=True)).T
+    return np.stack([
+        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
+        np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
+        np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1)], 1)
+
+
+@pytest.mark.parametrize("diagonal", [[1, -1, -1], [-1, -1, 1], [-1, 1, -1], [1, 1, -1]])
+def test_axis_change_moves_colour_and_rotation_with_the_axes(diagonal):
     rng = np.random.default_rng(1)
     sh = rng.normal(size=(64, 16, 3))
+    quats = rng.normal(size=(64, 4))
     d = rng.normal(size=(64, 3))
     d /= np.linalg.norm(d, axis=1, keepdims=True)
-    _, _, rest = flip_axes(np.zeros((64, 3)), np.ones((64, 4)), sh[:, 1:])
-    flipped = np.concatenate([sh[:, :1], rest], axis=1)
-    # the same colour seen along d in RDF and along (x, -y, -z) in RUB
-    np.testing.assert_allclose(_eval_sh(flipped, d * [1, -1, -1]), _eval_sh(sh, d), atol=1e-12)
-    assert not np.allclose(_eval_sh(sh, d * [1, -1, -1]), _eval_sh(sh, d))
+    if diagonal == [1, -1, -1]:
+        _, q2, rest = flip_axes(np.zeros((64, 3)), quats, sh[:, 1:])
+    else:
+        _, q2, rest = change_axes(np.zeros((64, 3)), quats, sh[:, 1:], diagonal)
+    changed = np.concatenate([sh[:, :1], rest], axis=1)
+    # the same colour seen along d in the old axes and along D d in the new ones
+    np.testing.assert_allclose(_eval_sh(changed, d * diagonal), _eval_sh(sh, d), atol=1e-12)
+    assert not np.allclose(_eval_sh(sh, d * diagonal), _eval_sh(sh, d))
+    # the same covariance: R' = D R D
+    dm = np.diag(np.asarray(diagonal, float))
+    np.testing.assert_allclose(_rotation(q2), dm @ _rotation(quats) @ dm, atol=1e-12)

@@ -8,6 +8,12 @@ bounds derived from each format's quantisation: positions, log scales, opacities
 viewer shows (clip(0.5 + C0 * DC)), unit rotations up to sign, and SH where the format keeps it.
 An axis, order or sign convention error moves values by far more than these bounds.
 
+.spz is the one format where splat-transform 3.7.0 and the format's owner disagree on axes:
+Niantic's spec stores RUB (we write and read RUB), splat-transform copies the PLY's RDF axes
+into the file and out again ("Decode is RAW", see resplat/formats/spz.py). The tests assert that
+measured relation: each reads the other's .spz turned 180 degrees about x (y and z negated,
+rotations and SH turned with them), and our reader with ``convert_axes=False`` reads theirs as is.
+
 The tools come from `make third-party` (npm, pinned in the Makefile; `.cache/npm`, or
 RESPLAT_NPM_DIR). Skipped only where node itself is missing.
 """
@@ -25,8 +31,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from resplat.formats import read_splat_arrays, write_splat_arrays
+from resplat.formats import read_splat_arrays, read_spz, write_splat_arrays
 from resplat.formats.arrays import SH_C0, SplatArrays, sigmoid
+from resplat.formats.spz_quant import flip_axes
 
 REPO = Path(__file__).resolve().parents[1]
 NPM_DIR = Path(os.environ.get("RESPLAT_NPM_DIR", REPO / ".cache" / "npm"))
@@ -139,6 +146,13 @@ def sog_bounds(path: Path, src: SplatArrays, own_palette: bool) -> dict:
     return b
 
 
+def turned_about_x(a: SplatArrays) -> SplatArrays:
+    """``a`` in RUB axes: y and z negated, rotations and SH turned with them (RDF <-> RUB)."""
+    means, quats, rest = flip_axes(a.means, a.quats, a.sh[:, 1:])
+    return SplatArrays(means.astype(np.float32), quats.astype(np.float32), a.log_scales, a.logit_opacities,
+                       np.concatenate([a.sh[:, :1], rest], axis=1))
+
+
 EXACT = {"pos": F32, "log_scale": 1e-5, "opacity": F32, "colour": F32, "rot": F32, "sh": F32}
 SPLAT = {"pos": F32, "log_scale": 1e-5, "opacity": 0.5 / 255 + F32, "colour": 0.5 / 255 + F32,
          "rot": 2 / 128}  # u8 (q * 128 + 128) per component, then renormalised: at most ~2 steps
@@ -158,6 +172,8 @@ def test_splat_transform_reads_our_files(splat_transform, source, tmp_path, ext)
     want = source if ext != "splat" else source.with_sh_degree(0)
     if ext == "splat":
         got = got.with_sh_degree(0)
+    if ext == "spz":  # we store Niantic's RUB, splat-transform takes the bytes as RDF
+        want = turned_about_x(source)
     assert_same(got, want, bounds, f"splat-transform reading our .{ext}")
 
 
@@ -170,6 +186,9 @@ def test_we_read_splat_transform_files(splat_transform, source, train_ply, tmp_p
     bounds = {"ply": EXACT, "glb": EXACT, "spz": spz_bounds()}.get(ext)
     if ext == "sog":
         bounds = sog_bounds(theirs, source, own_palette=False)
+    if ext == "spz":  # splat-transform stores the PLY's RDF axes; we read the file as RUB
+        assert_same(got, turned_about_x(source), bounds, "our reader on splat-transform's .spz")
+        got = read_spz(theirs, convert_axes=False)
     assert_same(got, source, bounds, f"our reader on splat-transform's .{ext}")
 
 

@@ -6,24 +6,49 @@ Source: github.com/nianticlabs/spz ``src/cc/load-spz.cc`` (``saveSpz``, ``loadSp
 Versions 1-3: one gzip stream holding a 16-byte header ``<u32 magic 0x5053474e ("NGSP"), u32
 version, u32 numPoints, u8 shDegree, u8 fractionalBits, u8 flags, u8 reserved>`` then the packed
 attributes back to back: positions, alphas, colors, scales, rotations, sh (extension records, if
-flag 0x2, follow at the end and are ignored here).
+flag 0x2, follow at the end).
 
 Version 4: a plain 32-byte header ``<u32 magic, u32 version=4, u32 numPoints, u8 shDegree, u8
 fractionalBits, u8 flags, u8 numStreams, u32 tocByteOffset, 12 reserved zero bytes>``, extension
-records (flag 0x2) up to ``tocByteOffset`` (skipped here), a table of contents of numStreams
+records (flag 0x2) up to ``tocByteOffset``, a table of contents of numStreams
 ``<u64 compressedSize, u64 uncompressedSize>`` entries, then the ZSTD frames back to back to the
 end of the file, one per non-empty attribute in the order above (5 streams at SH degree 0, else 6).
 
-Axes: Niantic's README ("Coordinate System") says spz holds RUB data and leaves the conversion to
-the caller (``PackOptions.from`` / ``UnpackOptions.to``, default ``UNSPECIFIED``: no conversion).
-Niantic's own ``ply_to_spz`` / ``spz_to_ply`` tools and PlayCanvas splat-transform 3.7.0 keep that
-default and store the PLY's RDF axes unchanged, so that is our default too: a file we write is read
-the right way up by those tools and the viewers built on them, and theirs by us.
-``convert_axes=True`` applies the README's RDF <-> RUB conversion instead (for pipelines whose
-loader converts from RUB, ``UnpackOptions.to = RDF``).
+Axes: the file holds Niantic's RUB axes (x right, y up, z back); ours are the PLY's RDF, so by
+default we write RDF -> RUB and read RUB -> RDF (y and z negated, rotations and SH turned with
+them; :func:`resplat.formats.spz_quant.change_axes`). A file whose ``SPZ_ADOBE_coordinate_system``
+extension record (type 0xADBE0003, u32 value of spz's ``CoordinateSystem``) names another axis
+system of the standard family (LDB .. RUF) is read from that one; the rotated family (LFD .. RBU)
+is refused. ``convert_axes=False`` takes the bytes as RDF unchanged on read and write.
 
-Quantisation and the RDF <-> RUB axis flip are in :mod:`resplat.formats.spz_quant`. Not kept:
-the antialiased flag (bit 0x1, read and dropped, written 0) and extension records. SH degree 4
+Evidence (nianticlabs/spz at 21715c3, PlayCanvas splat-transform 3.7.0 from npm, its sources in
+``dist/index.mjs.map``):
+
+- Niantic's spec, README.md:11-20 "Coordinate System": "By default, SPZ stores data in an RUB
+  coordinate system"; callers name their axes in ``PackOptions.from`` / ``UnpackOptions.to``;
+  ``UNSPECIFIED`` saves and loads "without conversion, which may harm interoperability".
+  extensions/cc/coordinate-system-adobe.h:40-46: without the extension packing writes and
+  unpacking reads RUB ("both fall back to RUB").
+- Niantic's library: src/cc/load-spz.cc:323 packs ``from -> RUB`` and :609 unpacks
+  ``RUB -> to``; :1346 ``loadSplatFromPly`` converts ``RDF -> to``; the defaults are
+  ``UNSPECIFIED`` (src/cc/load-spz.h:138, :147), which src/cc/splat-types.h:109-119 turns into
+  no flip. Its Python README (src/python/README.md:47-59) converts a PLY with
+  ``to_coord = RUB`` before ``save_spz``: PLY RDF is stored as RUB. Only the bare CLI tools
+  (cli_tools/src/ply_to_spz.cpp:12-17, spz_to_ply.cpp) keep both defaults and copy the axes.
+- Viewers that read spz as RUB: Babylon.js packages/dev/loaders/src/SPLAT/spz.ts (``ParseSpz``
+  negates y and z of positions and rotations unless ``flipY``); PlayCanvas's engine, whose docs (developer-site docs/user-manual/gaussian-splatting/formats/
+  spz.md, "Coordinate system") say spz is +Y up and, "unlike PLY files, no flip rotation is
+  needed". Spark (sparkjsdev/spark src/spz.ts) copies the axes, so three.js (RUB) shows a RUB
+  file upright as it is; Spark's own RDF assets are turned by hand (its README.md:76-78).
+- splat-transform 3.7.0 disagrees: src/lib/readers/read-spz.ts:28-30 "Decode is RAW
+  (CoordinateSystem UNSPECIFIED)", src/lib/spz-module.ts:238-249 writes ``from: UNSPECIFIED``
+  after baking to PLY axes, and src/lib/utils/math.ts:173-177 labels SPZ with the PLY
+  convention. So it reads our files with y and z negated and we read its files likewise
+  (tests/test_formats_third_party.py asserts exactly that relation).
+
+Quantisation and the axis changes are in :mod:`resplat.formats.spz_quant`. Not kept: the
+antialiased flag (bit 0x1, read and dropped, written 0) and extension records (read for the
+coordinate system only, none written). SH degree 4
 files are read truncated to degree 3.
 """
 
@@ -56,6 +81,14 @@ MAX_RATIO = 1100
 #: SH coefficients (excluding DC) per channel stored for SH degree 0..4.
 SH_DIM = {0: 0, 1: 3, 2: 8, 3: 15, 4: 24}
 DEFAULT_FRACTIONAL_BITS = 12
+FLAG_EXTENSIONS = 0x2
+#: ``SPZ_ADOBE_coordinate_system`` extension record type (extensions/cc/splat-extensions.h).
+EXT_COORDINATE_SYSTEM = 0xADBE0003
+#: spz's ``CoordinateSystem`` values 1..16 (src/cc/splat-types.h); 0 is UNSPECIFIED (= RUB).
+COORDINATE_SYSTEMS = ("LDB", "RDB", "LUB", "RUB", "LDF", "RDF", "LUF", "RUF",
+                      "LFD", "RFD", "LFU", "RFU", "LBD", "RBD", "LBU", "RBU")
+#: Bytes of extension records read after the attributes of a gzip (v2/v3) stream.
+MAX_LEGACY_EXTENSIONS = 1 << 16
 
 
 def _layout(n: int, degree: int, version: int) -> list[tuple[str, int]]:
@@ -82,8 +115,28 @@ def _check_size(path, need: int, available: int) -> None:
                                    f"{available}-byte file (corrupt header)")
 
 
+def stored_axes(path, records: bytes) -> np.ndarray:
+    """Axis change (+-1 per axis) from the axes an spz file stores to our RDF: RUB (1, -1, -1)
+    unless an ``SPZ_ADOBE_coordinate_system`` record among the ILV ``records`` (u32 type, u32
+    length, payload) names another system of the standard family. Unknown records and a value
+    above 16 are skipped (as Niantic's reader does); a rotated-family system is refused."""
+    value, offset = 0, 0
+    while offset + 8 <= len(records):
+        kind, length = struct.unpack_from("<II", records, offset)
+        offset += 8
+        if kind == EXT_COORDINATE_SYSTEM and length >= 4 and offset + 4 <= len(records):
+            v = struct.unpack_from("<I", records, offset)[0]
+            value = v if v <= 16 else value
+        offset += length
+    if value > 8:
+        raise SplatFileError(path, f"spz stores the rotated axis system {COORDINATE_SYSTEMS[value - 1]} "
+                                   "(SPZ_ADOBE_coordinate_system), which this reader does not convert")
+    n = (value or 4) - 1  # bit 0: R (else L), bit 1: U (else D), bit 2: F (else B)
+    return np.array([1.0 if n & 1 else -1.0, -1.0 if n & 2 else 1.0, 1.0 if n & 4 else -1.0])
+
+
 def _unpack(path, packed: dict[str, np.ndarray], n: int, degree: int, frac: int, version: int,
-            convert_axes: bool) -> SplatArrays:
+            axes: np.ndarray | None) -> SplatArrays:
     means = q.unpack_positions(packed["positions"], frac)
     if version >= 3:
         quats = q.unpack_rotations_smallest_three(packed["rotations"])
@@ -91,8 +144,8 @@ def _unpack(path, packed: dict[str, np.ndarray], n: int, degree: int, frac: int,
         quats = q.unpack_rotations_first_three(packed["rotations"])
     dim = SH_DIM[degree]
     sh_rest = q.unpack_sh(packed["sh"], n, dim)[:, : SH_DIM[min(degree, 3)]]
-    if convert_axes:
-        means, quats, sh_rest = q.flip_axes(means, quats, sh_rest)
+    if axes is not None and (axes < 0).any():
+        means, quats, sh_rest = q.change_axes(means, quats, sh_rest, axes)
     dc = q.unpack_colors(packed["colors"])
     return build_arrays(
         path,
@@ -116,7 +169,7 @@ def _read_legacy(path, data: bytes, convert_axes: bool) -> SplatArrays:
     raw = take(data, LEGACY_HEADER.size)
     if len(raw) < LEGACY_HEADER.size:
         raise SplatFileError(path, f"spz payload of {len(raw)} bytes is shorter than its 16-byte header")
-    magic, version, n, degree, frac, _flags, _ = LEGACY_HEADER.unpack_from(raw)
+    magic, version, n, degree, frac, flags, _ = LEGACY_HEADER.unpack_from(raw)
     if magic != MAGIC:
         raise SplatFileError(path, f"wrong magic 0x{magic:08x} inside gzip stream (expected NGSP 0x{MAGIC:08x})")
     _check_header(path, version, n, degree, frac, (2, 3))
@@ -132,13 +185,17 @@ def _read_legacy(path, data: bytes, convert_axes: bool) -> SplatArrays:
     for name, size in layout:
         packed[name] = np.frombuffer(body, np.uint8, size, offset)
         offset += size
-    return _unpack(path, packed, n, degree, frac, version, convert_axes)
+    axes = None
+    if convert_axes:
+        records = take(inflate.unconsumed_tail, MAX_LEGACY_EXTENSIONS) if flags & FLAG_EXTENSIONS else b""
+        axes = stored_axes(path, records)
+    return _unpack(path, packed, n, degree, frac, version, axes)
 
 
 def _read_v4(path, data: bytes, convert_axes: bool) -> SplatArrays:
     if len(data) < V4_HEADER.size:
         raise SplatFileError(path, f"spz v4 file of {len(data)} bytes is shorter than its 32-byte header")
-    magic, version, n, degree, frac, _flags, n_streams, toc = V4_HEADER.unpack_from(data)
+    magic, version, n, degree, frac, flags, n_streams, toc = V4_HEADER.unpack_from(data)
     _check_header(path, version, n, degree, frac, (4,))
     layout = [(name, size) for name, size in _layout(n, degree, version) if size]
     _check_size(path, sum(size for _, size in layout), len(data))
@@ -166,14 +223,19 @@ def _read_v4(path, data: bytes, convert_axes: bool) -> SplatArrays:
     if offset != len(data):
         raise SplatFileError(path, f"spz v4 has {len(data) - offset} bytes after its last stream")
     packed.setdefault("sh", np.zeros(0, np.uint8))
-    return _unpack(path, packed, n, degree, frac, version, convert_axes)
+    axes = None
+    if convert_axes:
+        axes = stored_axes(path, data[V4_HEADER.size:toc] if flags & FLAG_EXTENSIONS else b"")
+    return _unpack(path, packed, n, degree, frac, version, axes)
 
 
-def read_spz(path: str | os.PathLike, convert_axes: bool = False) -> SplatArrays:
+def read_spz(path: str | os.PathLike, convert_axes: bool = True) -> SplatArrays:
     """Read a Niantic ``.spz`` file of version 2, 3 or 4.
 
-    Axes as stored (see the module docstring); ``convert_axes=True`` reads the file as RUB and
-    converts to our RDF axes (y and z negated, rotations and SH turned with them).
+    ``convert_axes`` (default): the file holds RUB axes (or those its SPZ_ADOBE_coordinate_system
+    record names), converted to our RDF (y and z negated, rotations and SH turned with them);
+    False takes the stored axes as RDF unchanged (files of splat-transform 3.7.0 and of Niantic's
+    bare ``ply_to_spz``). See the module docstring.
 
     Returns float32 :class:`SplatArrays` (log scales, logit opacities, unit quaternions w, x, y, z,
     SH degree as stored, at most 3).
@@ -181,7 +243,7 @@ def read_spz(path: str | os.PathLike, convert_axes: bool = False) -> SplatArrays
     Raises:
         SplatFileError: missing/empty file, neither NGSP nor gzip magic, wrong inner magic,
             unsupported version (1 or > 4), 0 splats, streams or payload shorter than the header
-            claims, corrupt compression.
+            claims, corrupt compression, a rotated-family SPZ_ADOBE_coordinate_system.
     """
     data = read_bytes(path)
     if len(data) >= 4 and struct.unpack_from("<I", data)[0] == MAGIC:
@@ -204,9 +266,9 @@ def choose_fractional_bits(means: np.ndarray) -> int:
 
 def encode_spz(arrays: SplatArrays, path, version: int = 4, fractional_bits: int | None = None,
                sh1_bits: int = q.SH1_BITS, sh_rest_bits: int = q.SH_REST_BITS,
-               zstd_level: int = ZSTD_LEVEL, convert_axes: bool = False) -> bytes:
-    """The bytes of an spz file of ``version`` (2, 3 or 4) holding ``arrays`` (axes as given, or
-    RDF -> RUB with ``convert_axes``).
+               zstd_level: int = ZSTD_LEVEL, convert_axes: bool = True) -> bytes:
+    """The bytes of an spz file of ``version`` (2, 3 or 4) holding ``arrays`` (RDF -> RUB with
+    ``convert_axes``, the default; else the axes as given).
 
     Raises:
         SplatFileError (naming ``path``): 0 splats, an unsupported version or bit count, or a
@@ -242,12 +304,13 @@ def encode_spz(arrays: SplatArrays, path, version: int = 4, fractional_bits: int
 
 def write_spz(arrays: SplatArrays, path: str | os.PathLike, version: int = 4,
               fractional_bits: int | None = None, zstd_level: int = ZSTD_LEVEL,
-              convert_axes: bool = False) -> None:
+              convert_axes: bool = True) -> None:
     """Write ``arrays`` as a Niantic ``.spz`` (default version 4, ZSTD level 3), atomically.
 
     ``fractional_bits`` None picks 12 or fewer to fit the scene (:func:`choose_fractional_bits`).
     ``zstd_level`` 12 matches the reference writer (~3% smaller, many times slower).
-    ``convert_axes`` stores RUB axes (Niantic's README) instead of the PLY axes as given.
+    ``convert_axes`` (default) stores Niantic's RUB axes; False stores the RDF axes as given
+    (what splat-transform 3.7.0 reads as the PLY's).
 
     Raises:
         SplatFileError: invalid ``arrays`` (NaN/inf, zero quaternion) or see :func:`encode_spz`;
