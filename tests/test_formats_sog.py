@@ -1,7 +1,9 @@
-"""PlayCanvas SOG v2: the bundle we write has the documented layout (meta.json, lossless WebP
-images, 16-bit log-transformed positions, codebooks, smallest-three quaternions, SH palette),
-a hand-built bundle decodes to known values, and the fixture round-trips within the bounds the
-file's own codebooks allow."""
+"""PlayCanvas SOG: the version 2 bundle we write has the documented layout (meta.json, lossless
+WebP images, 16-bit log-transformed positions, codebooks, smallest-three quaternions, SH
+palette), hand-built bundles of version 1 (no version field, per-channel mins/maxs) and version
+2 (codebooks) decode to known values, version 3 is refused, and the fixture round-trips within
+the bounds the file's own codebooks allow. splat-transform reads the hand-built version 1 bundle
+as we do: test_formats_third_party.py."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from PIL import Image
 
 from resplat.errors import SplatFileError
 from resplat.formats import read_splat_arrays, write_sog, write_splat_arrays
-from resplat.formats.arrays import SplatArrays, sigmoid
+from resplat.formats.arrays import SplatArrays, logit, sigmoid
 from resplat.formats.sog import codebook_1d, pack_quats, unpack_quats
 
 
@@ -59,6 +61,122 @@ def test_written_bundle_layout(train_ply, tmp_path):
     lab = imgs["shN_labels.webp"].reshape(-1, 4)[:1000]
     np.testing.assert_array_equal(lab[:, 0].astype(int) + 256 * lab[:, 1], np.arange(1000))
     assert imgs["shN_centroids.webp"].shape == (16, 64 * 15, 4)
+
+
+# -- hand-built bundles of each version ----------------------------------------------------------------
+def _webp(px: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(px.astype(np.uint8), "RGBA").save(out, "WEBP", lossless=True, exact=True)
+    return out.getvalue()
+
+
+def _image(rows: list, width: int = 2, height: int = 2) -> np.ndarray:
+    """A width x height RGBA image holding ``rows`` (one pixel each, row-major), padded opaque."""
+    px = np.zeros((width * height, 4), np.uint8)
+    px[:, 3] = 255
+    px[: len(rows)] = rows
+    return px.reshape(height, width, 4)
+
+
+def hand_built_sog(path, version: int) -> dict[str, np.ndarray]:
+    """Write a 3-splat SOG bundle of ``version`` (1: no version field, mins/maxs; 2: codebooks)
+    with SH degree 1 to ``path``; return the values its description says it holds."""
+    q16 = np.array([[0, 65535, 32768], [65535, 0, 1], [300, 40000, 65000]])
+    quats = [[128, 128, 128, 252], [200, 60, 64, 253], [10, 200, 100, 255]]  # tags: w, x, z largest
+    scale_px = [[0, 255, 128], [1, 2, 3], [200, 100, 50]]
+    sh0_px = [[0, 255, 128, 255], [10, 20, 30, 0], [250, 128, 5, 128]]
+    centroids = np.zeros((1, 192, 4), np.uint8)  # 64 entries of 3 coefficients, bands = 1
+    centroids[..., 3] = 255
+    centroids[0, :6, :3] = [[0, 255, 128], [1, 2, 3], [4, 5, 6], [250, 251, 252], [7, 8, 9], [100, 0, 200]]
+    labels = [1, 0, 1]
+    images = {
+        "means_l.webp": _image([list(q & 0xFF) + [255] for q in q16]),
+        "means_u.webp": _image([list(q >> 8) + [255] for q in q16]),
+        "quats.webp": _image(quats), "scales.webp": _image([p + [255] for p in scale_px]),
+        "sh0.webp": _image(sh0_px), "shN_centroids.webp": centroids,
+        "shN_labels.webp": _image([[b & 0xFF, b >> 8, 0, 255] for b in labels]),
+    }
+    mins, maxs = np.array([-1.0, 0.0, -2.0]), np.array([1.0, 2.0, 0.0])
+    t = mins + (maxs - mins) * q16 / 65535
+    r = np.sqrt(0.5)
+    comp = lambda b: (np.asarray(b) / 255 * 2 - 1) * r  # noqa: E731  spec: (c / 255 - 0.5) * 2 / sqrt2
+    expected_quats = []
+    for px in quats:
+        a = comp(px[:3])
+        largest = px[3] - 252
+        q = np.insert(a, largest, np.sqrt(max(0.0, 1 - a @ a)))
+        expected_quats.append(q)
+    cen = centroids[0, :6, :3].reshape(2, 3, 3)[labels]  # [splat, coefficient, rgb]
+    files = {"means": {"files": ["means_l.webp", "means_u.webp"]}, "quats": {"files": ["quats.webp"]},
+             "scales": {"files": ["scales.webp"]}, "sh0": {"files": ["sh0.webp"]},
+             "shN": {"files": ["shN_centroids.webp", "shN_labels.webp"]}}
+    px_scale, px_sh0 = np.array(scale_px, float), np.array(sh0_px, float)
+    if version == 1:
+        meta = {"means": {"shape": [3, 3], "mins": mins.tolist(), "maxs": maxs.tolist()},
+                "scales": {"mins": [-9, -8, -7], "maxs": [1, 2, 3]},
+                "sh0": {"mins": [-2, -1.5, -1, -6], "maxs": [2, 1.5, 1, 6]},
+                "shN": {"mins": -0.5, "maxs": 0.75, "quantization": 8}, "quats": {}}
+        lerp = lambda lo, hi, u: np.asarray(lo) + (np.asarray(hi) - lo) * u / 255  # noqa: E731
+        log_scales = lerp([-9, -8, -7], [1, 2, 3], px_scale)
+        dc_opac = lerp([-2, -1.5, -1, -6], [2, 1.5, 1, 6], px_sh0)
+        dc, opac = dc_opac[:, :3], dc_opac[:, 3]
+        rest = lerp(-0.5, 0.75, cen)
+    else:
+        cb_scales, cb_dc, cb_sh = np.linspace(-8, 2, 256), np.linspace(-2, 2, 256), np.linspace(-1, 1, 256)
+        meta = {"version": 2, "count": 3, "means": {"mins": mins.tolist(), "maxs": maxs.tolist()},
+                "scales": {"codebook": cb_scales.tolist()}, "sh0": {"codebook": cb_dc.tolist()},
+                "shN": {"count": 2, "bands": 1, "codebook": cb_sh.tolist()}, "quats": {}}
+        log_scales = cb_scales[np.array(scale_px)]
+        dc = cb_dc[np.array(sh0_px)[:, :3]]
+        opac = logit(np.clip(px_sh0[:, 3] / 255, 0.5 / 255, 254.5 / 255))
+        rest = cb_sh[cen]
+    for key, value in files.items():
+        meta[key].update(value)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+        for name, px in images.items():
+            z.writestr(name, _webp(px))
+        z.writestr("meta.json", json.dumps(meta))
+    return {"means": np.sign(t) * np.expm1(np.abs(t)), "quats": np.array(expected_quats), "log_scales": log_scales,
+            "logit_opacities": opac, "sh": np.concatenate([dc[:, None], rest], axis=1)}
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_hand_built_bundles_of_each_version_decode_to_known_values(tmp_path, version):
+    path = tmp_path / f"v{version}.sog"
+    expected = hand_built_sog(path, version)
+    a = read_splat_arrays(path)
+    assert len(a) == 3 and a.sh_degree == 1
+    for name, want in expected.items():
+        np.testing.assert_allclose(getattr(a, name), want, rtol=1e-6, atol=1e-6, err_msg=name)
+
+
+def test_version_3_and_unknown_versions_are_refused(tmp_path):
+    hand_built_sog(tmp_path / "v2.sog", 2)
+    z = zipfile.ZipFile(tmp_path / "v2.sog")
+    members = {n: z.read(n) for n in z.namelist()}
+    for version in (3, "2", 0):
+        meta = json.loads(members["meta.json"])
+        meta["version"] = version
+        path = tmp_path / f"v{version}.sog"
+        with zipfile.ZipFile(path, "w") as out:
+            for name, data in {**members, "meta.json": json.dumps(meta).encode()}.items():
+                out.writestr(name, data)
+        with pytest.raises(SplatFileError, match=f"unsupported SOG version {version!r}") as e:
+            read_splat_arrays(path)
+        assert str(path) in str(e.value)
+
+
+def test_version_1_palette_width_gives_the_bands(tmp_path):
+    path = tmp_path / "v1.sog"
+    hand_built_sog(path, 1)
+    z = zipfile.ZipFile(path)
+    members = {n: z.read(n) for n in z.namelist()}
+    members["shN_centroids.webp"] = _webp(np.full((1, 100, 4), 255, np.uint8))
+    with zipfile.ZipFile(tmp_path / "bad.sog", "w") as out:
+        for name, data in members.items():
+            out.writestr(name, data)
+    with pytest.raises(SplatFileError, match="100 pixels wide, not 192, 512 or 960"):
+        read_splat_arrays(tmp_path / "bad.sog")
 
 
 def test_hand_built_quaternions_decode_to_known_values():

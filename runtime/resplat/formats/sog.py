@@ -1,4 +1,5 @@
-"""PlayCanvas SOG (``.sog``): a ZIP of ``meta.json`` and lossless WebP images, version 2.
+"""PlayCanvas SOG (``.sog``): a ZIP of ``meta.json`` and lossless WebP images. Reads versions 1
+and 2, writes 2.
 
 Source: PlayCanvas's format description ("The SOG Format (Version 2)",
 developer.playcanvas.com/user-manual/gaussian-splatting/formats/sog-v2/) and the meta.json
@@ -18,8 +19,20 @@ pixel (i % W, i // W) of a W x H RGBA image (row-major, top-left origin, W * H >
                      SH coefficients 1.. for bands 1..3) whose RGB index ``shN.codebook``.
 
 Positions are in the PLY's axes (the description: "the same coordinate system as 3DGS PLY
-files"), so nothing is turned. Version 1 (no ``version`` key, PlayCanvas's earlier SOGS) is not
-read. Version 3 is not written or read here.
+files"), so nothing is turned.
+
+Versions. Version 1 (PlayCanvas's earlier "SOGS": a meta.json without ``version``, the splat
+count in ``means.shape[0]``) uses the same images, but every byte is a linear step between
+per-channel ``mins`` and ``maxs`` instead of a codebook index: ``scales`` per axis (log
+scales), ``sh0`` RGB (DC) and A (the opacity *logit*, not sigmoid * 255), ``shN`` one scalar
+``mins``/``maxs`` for every coefficient, its band count given by the centroid image's width
+(192, 512, 960 = 64 x 3, 8, 15) and the palette size by its geometry. Source: splat-transform
+3.7.0 ``src/lib/readers/read-sog-v1.ts`` (which mirrors PlayCanvas's engine,
+``src/scene/gsplat/gsplat-sog-data.js``). Version 2 is the layout above; our writer writes it,
+the version splat-transform 3.7.0 writes and reads. PlayCanvas's site now calls version 3
+"current" (the version 2 page: "version 2 is still read by all PlayCanvas tools"), but no
+version 3 description or reader was available to check against (splat-transform 3.7.0 refuses
+it too), so version 3 is refused with a message saying so.
 
 Our writer picks each 256-entry codebook by 1D k-means (quantiles, then Lloyd steps) and, for
 SH, stores every splat's own coefficients as its palette entry when there are at most 65,536
@@ -42,6 +55,8 @@ from .atomic import atomic_write
 from .common import build_arrays, check_for_write
 
 VERSION = 2
+#: Band count of a version 1 SH palette by the width of its centroid image (64 entries a row).
+V1_BANDS = {192: 1, 512: 2, 960: 3}
 #: SH palette size when there are more splats than 16-bit labels can address one by one.
 PALETTE_SIZE = 4096
 #: Largest uncompressed size of a member (and pixels of an image) accepted per byte of file:
@@ -250,6 +265,7 @@ def write_sog(arrays: SplatArrays, path: str | os.PathLike, palette_size: int = 
 class _Bundle:
     def __init__(self, path, data: bytes):
         self.path, self.size = path, len(data)
+        self.widths: dict[str, int] = {}
         try:
             self.zip = zipfile.ZipFile(io.BytesIO(data))
             self.names = {i.filename: i for i in self.zip.infolist()}
@@ -279,6 +295,7 @@ class _Bundle:
                 if w * h > MAX_RATIO * self.size + (1 << 20):
                     raise SplatFileError(self.path, f"SOG image {name} claims {w}x{h} pixels (corrupt)")
                 px = np.asarray(im.convert("RGBA"), np.uint8).reshape(-1, 4)
+                self.widths[name] = w
         except SplatFileError:
             raise
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, EOFError) as e:
@@ -306,15 +323,16 @@ def _files(path, meta: dict, key: str, count: int) -> list:
 
 
 def read_sog(path: str | os.PathLike) -> SplatArrays:
-    """Read a PlayCanvas SOG bundle (``.sog``, version 2).
+    """Read a PlayCanvas SOG bundle (``.sog``, version 1 or 2).
 
-    Returns float32 :class:`SplatArrays` in the PLY axes (log scales from the codebook, logit of
-    opacity u / 255 clamped to [0.5/255, 254.5/255], unit quaternions, SH from the palette).
+    Returns float32 :class:`SplatArrays` in the PLY axes (version 2: log scales from the
+    codebook, logit of opacity u / 255 clamped to [0.5/255, 254.5/255], unit quaternions, SH from
+    the palette; version 1: each channel a linear step between its mins and maxs).
 
     Raises:
         SplatFileError: missing/empty file, not a ZIP, no or malformed meta.json, an unsupported
-            version, missing or undecodable images, images too small for ``count``, labels
-            outside the palette, codebooks of the wrong length.
+            version, missing or undecodable images, images too small for the splat count,
+            labels outside the palette, codebooks of the wrong length.
     """
     from .common import read_bytes
 
@@ -327,11 +345,19 @@ def read_sog(path: str | os.PathLike) -> SplatArrays:
     if not isinstance(meta, dict):
         raise SplatFileError(path, "SOG meta.json is not an object")
     version = meta.get("version")
-    if version != VERSION:
-        raise SplatFileError(path, f"unsupported SOG version {version!r} (readable: {VERSION})")
-    n = meta.get("count")
+    if version is None:
+        means = meta.get("means")
+        shape = means.get("shape") if isinstance(means, dict) else None
+        n = shape[0] if isinstance(shape, list) and shape else None
+    elif version == VERSION:
+        n = meta.get("count")
+    else:
+        later = "; version 3 has no description here to read it by" if version == 3 else ""
+        raise SplatFileError(path, f"unsupported SOG version {version!r} (readable: 1, i.e. no version field, "
+                                   f"and {VERSION}{later})")
+    what = "count" if version else "means.shape[0]"
     if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
-        raise SplatFileError(path, f"SOG meta.json count {n!r} is not a positive integer")
+        raise SplatFileError(path, f"SOG meta.json {what} {n!r} is not a positive integer")
     if n > MAX_RATIO * b.size + (1 << 16):
         raise SplatFileError(path, f"SOG meta.json claims {n} splats, implausible for a {b.size}-byte file")
     mins = _floats(path, meta, "means", "mins", 3)
@@ -342,33 +368,62 @@ def read_sog(path: str | os.PathLike) -> SplatArrays:
     t = mins + (maxs - mins) * ((lo + 256.0 * hi) / 65535.0)
     with np.errstate(over="ignore"):
         means = np.sign(t) * np.expm1(np.abs(t))
-    scales_cb = _floats(path, meta, "scales", "codebook", 256)
-    log_scales = scales_cb[b.image(_files(path, meta, "scales", 1)[0], n)[:, :3]]
     quats = unpack_quats(b.image(_files(path, meta, "quats", 1)[0], n))
-    dc_cb = _floats(path, meta, "sh0", "codebook", 256)
+    scales_px = b.image(_files(path, meta, "scales", 1)[0], n)[:, :3]
     sh0 = b.image(_files(path, meta, "sh0", 1)[0], n)
-    dc = dc_cb[sh0[:, :3]]
-    opac = logit(np.clip(sh0[:, 3] / 255.0, 0.5 / 255.0, 254.5 / 255.0))
+    if version is None:
+        log_scales = _lerp(path, meta, "scales", 3, scales_px)
+        dc_opac = _lerp(path, meta, "sh0", 4, sh0)
+        dc, opac = dc_opac[:, :3], dc_opac[:, 3]
+    else:
+        log_scales = _floats(path, meta, "scales", "codebook", 256)[scales_px]
+        dc = _floats(path, meta, "sh0", "codebook", 256)[sh0[:, :3]]
+        opac = logit(np.clip(sh0[:, 3] / 255.0, 0.5 / 255.0, 254.5 / 255.0))
     sh = dc[:, None, :]
-    shn = meta.get("shN")
-    if shn is not None:
-        bands = shn.get("bands") if isinstance(shn, dict) else None
+    if meta.get("shN") is not None:
+        sh = np.concatenate([sh, _read_shn(path, b, meta, n, version is None)], axis=1)
+    return build_arrays(path, means=means, quats=quats, log_scales=log_scales, logit_opacities=opac, sh=sh)
+
+
+def _lerp(path, meta: dict, key: str, channels: int, px: np.ndarray) -> np.ndarray:
+    """Version 1: bytes ``px`` [N, >= channels] as mins + (maxs - mins) * u / 255 per channel."""
+    lo = _floats(path, meta, key, "mins", channels)
+    hi = _floats(path, meta, key, "maxs", channels)
+    return lo + (hi - lo) * (px[:, :channels] / 255.0)
+
+
+def _read_shn(path, b: _Bundle, meta: dict, n: int, v1: bool) -> np.ndarray:
+    """SH coefficients 1.. [n, C, 3] from the palette (``shN``) of a version 1 or 2 bundle."""
+    shn = meta["shN"]
+    if not isinstance(shn, dict):
+        raise SplatFileError(path, "SOG meta.json shN is not an object")
+    cen_name, lab_name = _files(path, meta, "shN", 2)[:2]
+    cen_img = b.image(cen_name, -1)
+    width = b.widths[cen_name]
+    if v1:
+        bands = V1_BANDS.get(width)
+        if bands is None:
+            raise SplatFileError(path, f"SOG image {cen_name} is {width} pixels wide, not 192, 512 or 960 "
+                                       "(64 palette entries of 1, 2 or 3 SH bands)")
+        count = 64 * (len(cen_img) // width)  # every entry the image holds
+        lo, hi = (_floats(path, meta, "shN", k, 1)[0] for k in ("mins", "maxs"))  # one scalar each
+        values = lo + (hi - lo) * (np.arange(256) / 255.0)
+    else:
+        bands = shn.get("bands")
         if bands not in (1, 2, 3):
             raise SplatFileError(path, f"SOG meta.json shN.bands {bands!r} is not 1, 2 or 3")
-        coeffs = SH_COUNTS[bands] - 1
         count = shn.get("count")
-        if not isinstance(count, int) or not 0 < count <= 65536:
+        if not isinstance(count, int) or isinstance(count, bool) or not 0 < count <= 65536:
             raise SplatFileError(path, f"SOG meta.json shN.count {count!r} is not 1..65536")
-        sh_cb = _floats(path, meta, "shN", "codebook", 256)
-        cen_name, lab_name = _files(path, meta, "shN", 2)[:2]
-        cen = b.image(cen_name, -1)
-        rows = int(np.ceil(count / 64))
-        if len(cen) < rows * 64 * coeffs:
-            raise SplatFileError(path, f"SOG image {cen_name} is too small for {count} palette entries")
-        cen = cen[: rows * 64 * coeffs].reshape(rows * 64, coeffs, 4)[:count, :, :3]
-        lab = b.image(lab_name, n)
-        labels = lab[:, 0].astype(np.int64) | (lab[:, 1].astype(np.int64) << 8)
-        if labels.max() >= count:
-            raise SplatFileError(path, f"SOG SH label {int(labels.max())} lies outside the {count}-entry palette")
-        sh = np.concatenate([sh, sh_cb[cen[labels]]], axis=1)
-    return build_arrays(path, means=means, quats=quats, log_scales=log_scales, logit_opacities=opac, sh=sh)
+        values = _floats(path, meta, "shN", "codebook", 256)
+    coeffs = SH_COUNTS[bands] - 1
+    rows = int(np.ceil(count / 64))
+    if width != 64 * coeffs or len(cen_img) < rows * 64 * coeffs:
+        raise SplatFileError(path, f"SOG image {cen_name} ({width} wide, {len(cen_img)} pixels) does not hold "
+                                   f"{count} palette entries of {coeffs} coefficients")
+    cen = cen_img[: rows * 64 * coeffs].reshape(rows * 64, coeffs, 4)[:count, :, :3]
+    lab = b.image(lab_name, n)
+    labels = lab[:, 0].astype(np.int64) | (lab[:, 1].astype(np.int64) << 8)
+    if labels.max() >= count:
+        raise SplatFileError(path, f"SOG SH label {int(labels.max())} lies outside the {count}-entry palette")
+    return values[cen[labels]]
