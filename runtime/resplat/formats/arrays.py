@@ -70,7 +70,8 @@ class SplatArrays:
         for f in fields(self):
             value = getattr(self, f.name)
             try:
-                arr = np.ascontiguousarray(value, dtype=np.float32)
+                with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused by validate()
+                    arr = np.ascontiguousarray(value, dtype=np.float32)
             except (TypeError, ValueError) as e:
                 raise ResplatError(f"SplatArrays.{f.name} is not a float array ({e})") from None
             setattr(self, f.name, arr)

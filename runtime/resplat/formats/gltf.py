@@ -248,7 +248,8 @@ class _Doc:
         normalised = bool(acc.get("normalized", False))
         if ctype not in allowed or (ctype != FLOAT and must_normalise is True and not normalised):
             self.fail(f"glTF attribute {name} has component type {ctype}, which KHR_gaussian_splatting does not allow")
-        out = arr.astype(np.float64)
+        with np.errstate(invalid="ignore"):  # a signalling NaN casts quietly; build_arrays refuses NaN
+            out = arr.astype(np.float64)
         if ctype != FLOAT and normalised:
             info = np.iinfo(arr.dtype)
             out = np.maximum(out / info.max, -1.0) if info.min < 0 else out / info.max
