@@ -78,6 +78,8 @@ def test_resume_is_exact(scene, tmp_path):
     half = build_model("tiny")
     train(half, [scene, scene], cfg, tmp_path / "half", resume=False, stop_at=2)
     assert not (tmp_path / "half" / "model.safetensors").exists()
+    with open(tmp_path / "half" / "log.jsonl", "a") as f:  # a run killed after its last checkpoint
+        f.write(json.dumps({"step": 3, "loss": -1.0}) + "\n")
     torch.manual_seed(99)
     again = build_model("tiny")  # other init: everything must come from the state file
     summary = train(again, [scene, scene], cfg, tmp_path / "half")

@@ -109,6 +109,8 @@ def train(model, dataset: Sequence, config: TrainConfig, out_dir: str | os.PathL
     state_path = out / STATE_FILE
     if resume and state_path.is_file():
         start = load_training_state(state_path, model, optimizer, scheduler, rng, config)
+    if rank == 0:
+        _truncate_log(out / LOG_FILE, start)
     parts: dict = {}
     t0 = time.perf_counter()
     end = config.steps if stop_at is None else min(stop_at, config.steps)
@@ -144,6 +146,19 @@ def train(model, dataset: Sequence, config: TrainConfig, out_dir: str | os.PathL
             export_safetensors(model, weights)
     model.eval()
     return {"steps": end, "start": start, "final": parts, "seconds_per_step": seconds, "weights": str(weights)}
+
+
+def _truncate_log(path: Path, start: int) -> None:
+    """Drop the log lines of steps after ``start`` (those of a run killed after its last
+    checkpoint, which the resumed run logs again), atomically; nothing when there is no log."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    keep = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= start]
+    if len(keep) != len(lines):
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(keep))
+        os.replace(tmp, path)
 
 
 def _log(path: Path, step: int, parts: dict) -> None:
