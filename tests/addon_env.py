@@ -9,6 +9,7 @@ written under the home folder. The zip is built and validated with Blender's own
 from __future__ import annotations
 
 import atexit
+import glob
 import importlib
 import os
 import shutil
@@ -16,7 +17,9 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -112,3 +115,43 @@ def camera_ring(bpy, scene, count: int, radius: float, height: float, name: str 
         cam.rotation_euler = (Vector((0, 0, 0)) - cam.location).to_track_quat("-Z", "Y").to_euler()
         rig.objects.link(cam)
     return rig
+
+
+class FakeOperator:
+    """Stands in for the operator instance in the add-on's shared modal body
+    (``jobs.modal_step``): records its reports as ``(kind, text)``."""
+
+    _timer = None
+
+    def __init__(self):
+        self.reports = []
+
+    def report(self, kind, text):
+        """Blender's ``Operator.report``: ``kind`` a one-element set such as {"INFO"}."""
+        self.reports.append((set(kind).pop(), text))
+
+
+def event(kind: str):
+    """A window-manager event of type ``kind`` ("TIMER", "ESC", ...) as ``modal_step`` reads it."""
+    return SimpleNamespace(type=kind)
+
+
+def jobs_left() -> list[str]:
+    """The add-on's job folders (``resplat-job-*``) in the temp folder, sorted."""
+    return sorted(glob.glob(os.path.join(tempfile.gettempdir(), "resplat-job-*")))
+
+
+@contextmanager
+def kept_job_folders(addon):
+    """While active, the add-on's splat jobs keep their temp folders (the views and the
+    runtime's files) instead of removing them; yields the list they are appended to, and
+    removes them on exit."""
+    sj = importlib.import_module(f"{addon.__name__}.splat_job")
+    kept, real = [], sj.remove_tree
+    sj.remove_tree = kept.append
+    try:
+        yield kept
+    finally:
+        sj.remove_tree = real
+        for p in kept:
+            real(p)

@@ -9,18 +9,17 @@ Scene: a checker-textured emissive sphere and cube seen by 4 cameras in a collec
 
 from __future__ import annotations
 
-import glob
 import importlib
 import os
 import stat
 import sys
-import tempfile
 import time
 
 import numpy as np
 import pytest
 
-from addon_env import addon_env, camera_ring, clear_scene, emission_checker, empty_cycles_scene
+from addon_env import (FakeOperator, addon_env, camera_ring, clear_scene, emission_checker, empty_cycles_scene, event,
+                       jobs_left, kept_job_folders)
 from resplat.formats import read_splat_arrays
 
 FIELDS = ("means", "quats", "log_scales", "logit_opacities", "sh")
@@ -28,10 +27,6 @@ FIELDS = ("means", "quats", "log_scales", "logit_opacities", "sh")
 
 def _mod(addon, name):
     return importlib.import_module(f"{addon.__name__}.{name}")
-
-
-def _jobs_left():
-    return sorted(glob.glob(os.path.join(tempfile.gettempdir(), "resplat-job-*")))
 
 
 @pytest.fixture()
@@ -67,16 +62,10 @@ def _assert_same(a, b):
 
 
 @pytest.fixture()
-def keep_tmp(env, monkeypatch):
+def keep_tmp(env):
     """Keep the job folders (the runtime's own output files) instead of removing them."""
-    kept = []
-    monkeypatch.setattr(_mod(env[1], "splat_job"), "remove_tree", lambda p: kept.append(p))
-    yield kept
-    import shutil
-
-    for p in kept:
-        if p:
-            shutil.rmtree(p, ignore_errors=True)
+    with kept_job_folders(env[1]) as kept:
+        yield kept
 
 
 def _snapshot(bpy):
@@ -129,41 +118,24 @@ def test_reconstruct_with_tiny_checkpoint(env, keep_tmp, tmp_path):
     _assert_same(got, want)
 
 
-class _Op:
-    """Stands in for the operator instance in the shared modal body (records its reports)."""
-
-    _timer = None
-
-    def __init__(self):
-        self.reports = []
-
-    def report(self, kind, text):
-        self.reports.append((set(kind).pop(), text))
-
-
-class _Event:
-    def __init__(self, kind):
-        self.type = kind
-
-
 def test_cancel_mid_run_leaves_nothing(env):
     """Drives the operators' modal body (jobs.modal_step) with timer events, then Esc."""
     bpy, addon = env
     jobs_mod = _mod(addon, "jobs")
     bpy.context.scene.resplat.steps = 100000
-    before, jobs = _snapshot(bpy), _jobs_left()
-    job, op = _mod(addon, "operators.reconstruct").make_job(bpy.context), _Op()
+    before, jobs = _snapshot(bpy), jobs_left()
+    job, op = _mod(addon, "operators.reconstruct").make_job(bpy.context), FakeOperator()
     end = time.monotonic() + 60
     while job.preview is None and time.monotonic() < end:
-        assert jobs_mod.modal_step(op, bpy.context, _Event("TIMER"), job) == {"RUNNING_MODAL"}
+        assert jobs_mod.modal_step(op, bpy.context, event("TIMER"), job) == {"RUNNING_MODAL"}
         time.sleep(0.05)
-    assert jobs_mod.modal_step(op, bpy.context, _Event("MOUSEMOVE"), job) == {"PASS_THROUGH"}
+    assert jobs_mod.modal_step(op, bpy.context, event("MOUSEMOVE"), job) == {"PASS_THROUGH"}
     assert job.preview is not None and job.job.running  # the initial preview is shown, the runtime works
     assert bpy.data.objects["Rig (preview)"].type == "POINTCLOUD"
     proc = job.job._proc
-    assert jobs_mod.modal_step(op, bpy.context, _Event("ESC"), job) == {"CANCELLED"}
+    assert jobs_mod.modal_step(op, bpy.context, event("ESC"), job) == {"CANCELLED"}
     assert proc.poll() is not None and job.cancelled and op.reports == [("WARNING", "cancelled; nothing was changed")]
-    assert _snapshot(bpy) == before and _jobs_left() == jobs
+    assert _snapshot(bpy) == before and jobs_left() == jobs
 
 
 def _script(path, body):
@@ -173,10 +145,10 @@ def _script(path, body):
 
 
 def _refused(bpy, match, op="reconstruct"):
-    before, jobs = _snapshot(bpy), _jobs_left()
+    before, jobs = _snapshot(bpy), jobs_left()
     with pytest.raises(RuntimeError, match=match):
         getattr(bpy.ops.resplat, op)()
-    assert _snapshot(bpy) == before and _jobs_left() == jobs
+    assert _snapshot(bpy) == before and jobs_left() == jobs
 
 
 def test_bad_inputs_change_nothing(env, tmp_path):
@@ -224,20 +196,20 @@ def test_bad_inputs_change_nothing(env, tmp_path):
 def test_runtime_killed_mid_job(env):
     bpy, addon = env
     bpy.context.scene.resplat.steps = 100000
-    before, jobs = _snapshot(bpy), _jobs_left()
+    before, jobs = _snapshot(bpy), jobs_left()
     job = _mod(addon, "operators.reconstruct").make_job(bpy.context)
     end = time.monotonic() + 60
     while job.preview is None and time.monotonic() < end:
         job.tick()
         time.sleep(0.05)
     job.job._proc.kill()
-    op, end = _Op(), time.monotonic() + 30
-    while (res := _mod(addon, "jobs").modal_step(op, bpy.context, _Event("TIMER"), job)) == {"RUNNING_MODAL"}:
+    op, end = FakeOperator(), time.monotonic() + 30
+    while (res := _mod(addon, "jobs").modal_step(op, bpy.context, event("TIMER"), job)) == {"RUNNING_MODAL"}:
         assert time.monotonic() < end
         time.sleep(0.05)
     assert res == {"CANCELLED"} and op.reports == [("ERROR", job.error)]
     assert job.error.startswith("runtime was killed (signal 9)") and not job.cancelled
-    assert _snapshot(bpy) == before and _jobs_left() == jobs
+    assert _snapshot(bpy) == before and jobs_left() == jobs
 
 
 def test_refine_updates_object_in_place(env, keep_tmp, train_ply):

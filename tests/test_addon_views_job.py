@@ -10,16 +10,15 @@ from __future__ import annotations
 import glob
 import importlib
 import math
-import os
 import sys
-import tempfile
 import time
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from addon_env import addon_env, camera_ring, clear_scene, emission_checker, empty_cycles_scene
+from addon_env import (FakeOperator, addon_env, camera_ring, clear_scene, emission_checker, empty_cycles_scene, event,
+                       jobs_left, kept_job_folders)
 from resplat import defaults
 from resplat.formats import SplatArrays
 
@@ -130,24 +129,6 @@ def test_render_error_restores_the_scene(env, tmp_path, monkeypatch):
     assert len(calls) == 2 and _scene_state(bpy) == before
 
 
-def _event(kind):
-    return SimpleNamespace(type=kind)
-
-
-class _Op:
-    _timer = None
-
-    def __init__(self):
-        self.reports = []
-
-    def report(self, kind, text):
-        self.reports.append((set(kind).pop(), text))
-
-
-def _jobs_left():
-    return sorted(glob.glob(os.path.join(tempfile.gettempdir(), "resplat-job-*")))
-
-
 @pytest.mark.parametrize("op_name", ["reconstruct", "refine"])
 def test_views_render_one_per_tick_and_esc_restores_everything(env, op_name):
     bpy, addon, rig, splat = env
@@ -158,14 +139,14 @@ def test_views_render_one_per_tick_and_esc_restores_everything(env, op_name):
         for o in bpy.data.objects:
             o.select_set(o.type == "CAMERA" or o == splat)
         bpy.context.view_layer.objects.active = splat
-    before, left = _scene_state(bpy), _jobs_left()
+    before, left = _scene_state(bpy), jobs_left()
     job = _mod(addon, f"operators.{op_name}").make_job(bpy.context)
     # invoke() returns at once: nothing rendered, nothing changed, the runtime not started
     assert job.job is None and not glob.glob(str(job.tmp / "*.png")) and _scene_state(bpy) == before
     assert job.status == "rendering view 1/3 (Cam0)" and job.fraction == 0
-    op, seen = _Op(), []
+    op, seen = FakeOperator(), []
     for i in (1, 2):
-        assert jobs.modal_step(op, bpy.context, _event("TIMER"), job) == {"RUNNING_MODAL"}
+        assert jobs.modal_step(op, bpy.context, event("TIMER"), job) == {"RUNNING_MODAL"}
         seen.append((job.status, job.fraction, len(glob.glob(str(job.tmp / "*.png")))))
         # between views the scene is the render's: splats hidden, the views' size, depth compositor
         assert splat.hide_render and bpy.context.scene.render.resolution_x == SIZE
@@ -173,9 +154,9 @@ def test_views_render_one_per_tick_and_esc_restores_everything(env, op_name):
         assert job.job is None
     assert seen == [("rendering view 2/3 (Cam1)", pytest.approx(1 / 3), 1),
                     ("rendering view 3/3 (Cam2)", pytest.approx(2 / 3), 2)]
-    assert jobs.modal_step(op, bpy.context, _event("ESC"), job) == {"CANCELLED"}
+    assert jobs.modal_step(op, bpy.context, event("ESC"), job) == {"CANCELLED"}
     assert op.reports == [("WARNING", "cancelled; nothing was changed")] and job.cancelled
-    assert _scene_state(bpy) == before and _jobs_left() == left
+    assert _scene_state(bpy) == before and jobs_left() == left
 
 
 def test_modal_job_runs_views_then_runtime_with_quality(env):
@@ -185,13 +166,10 @@ def test_modal_job_runs_views_then_runtime_with_quality(env):
     jobs, sj = _mod(addon, "jobs"), _mod(addon, "splat_job")
     s = bpy.context.scene.resplat
     s.quality = True
-    kept = []
-    real_remove = sj.remove_tree
-    sj.remove_tree = kept.append
-    try:
-        job, op, statuses = _mod(addon, "operators.reconstruct").make_job(bpy.context), _Op(), []
+    with kept_job_folders(addon) as kept:
+        job, op, statuses = _mod(addon, "operators.reconstruct").make_job(bpy.context), FakeOperator(), []
         end = time.monotonic() + 120
-        while (res := jobs.modal_step(op, bpy.context, _event("TIMER"), job)) == {"RUNNING_MODAL"}:
+        while (res := jobs.modal_step(op, bpy.context, event("TIMER"), job)) == {"RUNNING_MODAL"}:
             statuses.append(job.status)
             assert time.monotonic() < end
             time.sleep(0.02)
@@ -218,10 +196,6 @@ def test_modal_job_runs_views_then_runtime_with_quality(env):
         text = f"PSNR {want_psnr:.2f} dB, SSIM {want_ssim:.3f} at 3 input views"
         assert op.reports == [("INFO", f"Rig: 200 splats, {text}")] and sj.object_quality(ob) == text
         assert splat.hide_render is False  # the splat object in the scene renders again
-    finally:
-        sj.remove_tree = real_remove
-        for p in kept:
-            real_remove(p)
 
 
 def test_defaults_come_from_the_runtime(env):
