@@ -1,5 +1,6 @@
-"""The issue's screenshot: a fitted splat scene shown by the Blender display beside the
-ground-truth render (headless Cycles CPU, PyPI bpy 5.0.1).
+"""The display's screenshot (docs/images/blender-display.png, in docs/blender-display.md): a
+fitted splat scene shown by the Blender display beside the ground-truth render (headless Cycles
+CPU, PyPI bpy 5.0.1).
 
 Usage: python benchmarks/display_screenshot.py [--work DIR] [--out docs/images/blender-display.png]
                                                 [--steps 400] [--splats 4000]

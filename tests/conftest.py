@@ -26,10 +26,14 @@ def _one_thread():
 
 @pytest.fixture(scope="session")
 def train_ply() -> Path:
-    """The real 1,000-splat INRIA PLY from ../shared/data (SH degree 3)."""
+    """The first 1,000 Gaussians of a real trained 3DGS scene ("train", 7,000 iterations) from the
+    Voxel51 ``gaussian_splatting`` dataset (Apache-2.0), as the loaders.gl PLY tests use it: INRIA
+    PLY layout, SH degree 3, 62 float32 properties (sha256 caf784f7...). It is not in the
+    repository; ``RESPLAT_SHARED`` names the folder holding ``data/train-1000.ply`` (default: the
+    folder ``shared`` beside the repository)."""
     p = SHARED / "data" / "train-1000.ply"
     if not p.exists():
-        pytest.fail(f"missing fixture {p}: ../shared must sit beside the repository")
+        pytest.fail(f"missing fixture {p}: set RESPLAT_SHARED to the folder holding data/train-1000.ply")
     return p
 
 

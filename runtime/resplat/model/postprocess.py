@@ -1,7 +1,7 @@
 """After the last recurrent iteration: prune near-transparent Gaussians, then optionally polish
 the result by 3DGS optimisation against the input views.
 
-The issue's inference pipeline is ``reconstruct`` (iterations 0-8) -> :func:`prune_transparent`
+The inference pipeline is ``reconstruct`` (iterations 0-8) -> :func:`prune_transparent`
 (optional) -> :func:`polish` (optional); ``resplat reconstruct --prune-opacity T
 --optimize-steps N`` runs exactly these::
 

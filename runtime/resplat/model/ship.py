@@ -3,7 +3,8 @@
 ``resplat train`` ends with ``RUN/model.safetensors`` (float32, metadata ``{"preset",
 "config"}``: :func:`resplat.train.checkpointing.export_safetensors`). The package ships the
 ``tiny`` model as ``resplat/model/weights/tiny.safetensors`` in float16 (10.2M parameters x 2
-bytes = 20.3 MB; the issue allows at most 40 MB, which float32 would exceed)::
+bytes = 20.3 MB, within the 40 MB the project allows the weights every extension download
+carries; float32 would exceed it)::
 
     python -m resplat.model.ship runs/update/model.safetensors runtime/resplat/model/weights/tiny.safetensors
 
@@ -30,7 +31,8 @@ import torch
 from ..errors import ResplatError
 from .checkpoint import CheckpointError, build_model, load_checkpoint
 
-#: Largest shipped weights file, bytes (the issue's "at most 40 MB").
+#: Largest shipped weights file, bytes: the project's limit on the weights every extension download
+#: carries (the zip ships them, runtime/resplat/model/weights/).
 MAX_SHIPPED_BYTES = 40_000_000
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 
