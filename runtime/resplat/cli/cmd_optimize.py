@@ -4,6 +4,7 @@ random initialisation, with optional held-out evaluation."""
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from ..defaults import OPTIMIZE_STEPS
@@ -60,6 +61,16 @@ def parse_bounds(text: str):
     return torch.tensor([v[:3], v[3:]])
 
 
+def preview_due(info, every: int) -> bool:
+    """Whether to write a preview after the step of ``info`` (a :class:`resplat.optim.Progress`):
+    every ``every`` steps, except after the last one (the result file holds it), i.e. only while
+    neither the step count (``total``, None with a time budget alone) nor the time budget
+    (``budget`` seconds, None without one) is reached."""
+    if info.step % every or info.snapshot is None:
+        return False
+    return (info.total is None or info.step < info.total) and (info.budget is None or info.seconds < info.budget)
+
+
 def run(args, progress) -> None:
     import torch
 
@@ -70,8 +81,8 @@ def run(args, progress) -> None:
 
     if args.steps < 0:
         raise ResplatError(f"--steps must be >= 0, got {args.steps}")
-    if args.seconds is not None and not args.seconds >= 0:
-        raise ResplatError(f"--seconds must be >= 0, got {args.seconds}")
+    if args.seconds is not None and not (math.isfinite(args.seconds) and args.seconds >= 0):
+        raise ResplatError(f"--seconds must be a finite number >= 0, got {args.seconds}")
     device = pick_device(args.device)
     views = load_views(args.views, args.size)
     train, test = holdout_split(len(views.cameras), args.holdout)
@@ -102,11 +113,11 @@ def run(args, progress) -> None:
     preview("initial", 0, gaussians)
 
     def callback(info) -> bool:
-        metrics = {"loss": info.loss, "gaussians": info.num_gaussians}
+        metrics = {"loss": info.loss, "gaussians": info.num_gaussians, "seconds": info.seconds}
         if getattr(info, "psnr", None) is not None:
             metrics["psnr"] = info.psnr
         progress.step("optimize", info.step, info.total, **metrics)
-        if info.step % args.preview_every == 0 and info.step < info.total and info.snapshot is not None:
+        if preview_due(info, args.preview_every):
             preview("optimize", info.step, info.snapshot())
         return True
 

@@ -6,11 +6,13 @@ prediction plus recurrent updates) from posed views, with the embedded ``tiny`` 
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 
 from ..errors import ResplatError
 from ..defaults import EMBEDDED_ITERATIONS, MAX_ITERATIONS, POLISH_STEPS, PRUNE_OPACITY
+from .cmd_optimize import preview_due
 from .common import DEVICE_HELP, config_from_json, parse_size
 from .preview import PreviewWriter, add_preview_options
 
@@ -56,8 +58,8 @@ def _check_options(args) -> None:
         raise ResplatError(f"--iterations must be in 0..{MAX_ITERATIONS}, got {args.iterations}")
     if not 0 <= args.prune_opacity < 1:
         raise ResplatError(f"--prune-opacity must be in [0, 1), got {args.prune_opacity}")
-    if not args.polish_seconds >= 0:
-        raise ResplatError(f"--polish-seconds must be >= 0, got {args.polish_seconds}")
+    if not (math.isfinite(args.polish_seconds) and args.polish_seconds >= 0):
+        raise ResplatError(f"--polish-seconds must be a finite number >= 0, got {args.polish_seconds}")
     if args.optimize_steps < 0:
         raise ResplatError(f"--optimize-steps must be >= 0, got {args.optimize_steps}")
     if args.preview_every < 1:
@@ -126,15 +128,18 @@ def run(args, progress) -> None:
     if args.optimize_steps or args.polish_seconds > 0:
         def on_step(info) -> bool:
             extra = {} if info.psnr is None else {"psnr": info.psnr}
-            progress.step("polish", info.step, info.total, loss=info.loss, gaussians=info.num_gaussians, **extra)
-            if info.step % args.preview_every == 0 and info.step < info.total and info.snapshot is not None:
+            progress.step("polish", info.step, info.total, loss=info.loss, gaussians=info.num_gaussians,
+                          seconds=info.seconds, **extra)
+            if preview_due(info, args.preview_every):
                 preview("polish", info.step, info.snapshot())
             return True
 
         result = polish(gaussians, views.images, views.cameras, args.optimize_steps, callback=on_step,
                         seconds=args.polish_seconds or None, strategy=args.strategy)
         gaussians = result.gaussians
-        metrics.update(optimize_steps=args.optimize_steps, polish_seconds=round(result.seconds, 3))
+        # the polish's strategy may have changed the count
+        metrics.update(gaussians=len(gaussians), optimize_steps=args.optimize_steps, polish_seconds=round(result.seconds, 3),
+                       strategy=args.strategy)
         if result.psnr_history:
             metrics["psnr"] = result.psnr_history[-1][1]
     write_splats(gaussians.detach().to("cpu"), args.out)

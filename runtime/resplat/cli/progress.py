@@ -57,22 +57,25 @@ class Progress:
         self.stream.write(json.dumps(_clean(obj)) + "\n")
         self.stream.flush()
 
-    def step(self, stage: str, step: int, total: int, **metrics: Any) -> None:
-        """Report that ``step`` of ``total`` in ``stage`` is done, with optional metrics."""
+    def step(self, stage: str, step: int, total: int | None, **metrics: Any) -> None:
+        """Report that ``step`` of ``total`` in ``stage`` is done, with optional metrics.
+        ``total`` None: unknown (a run limited by a time budget alone; JSON ``null``, no bar fill)."""
         if self.mode == "jsonl":
             self._emit({"event": "progress", "stage": stage, "step": step, "total": total, "metrics": metrics})
         elif self.mode == "bar":
             now = time.monotonic()
-            if step < total and now - self._last_draw < 0.1:
+            more = total is None or step < total
+            if more and now - self._last_draw < 0.1:
                 return
             self._last_draw = now
             width = 30
-            filled = int(width * step / max(total, 1))
+            filled = 0 if total is None else int(width * step / max(total, 1))
             extra = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
-            line = f"\r{stage:<10} [{'#' * filled}{'.' * (width - filled)}] {step}/{total}  {extra}"
+            count = f"{step}" if total is None else f"{step}/{total}"
+            line = f"\r{stage:<10} [{'#' * filled}{'.' * (width - filled)}] {count}  {extra}"
             sys.stderr.write(line[:160].ljust(80))
-            self._bar_open = step < total
-            if step >= total:
+            self._bar_open = more
+            if not more:
                 sys.stderr.write("\n")
             sys.stderr.flush()
 
