@@ -9,7 +9,7 @@ import bpy
 
 from .operators import CLASSES, export_splat, import_cameras, import_splat
 from . import settings
-from .panel import VIEW3D_PT_resplat
+from .panel import RESPLAT_UL_cameras, VIEW3D_PT_resplat
 from .preferences import RESPLAT_AP_preferences
 
 
@@ -19,6 +19,7 @@ def register():
     settings.register()
     for cls in CLASSES:
         bpy.utils.register_class(cls)
+    bpy.utils.register_class(RESPLAT_UL_cameras)
     bpy.utils.register_class(VIEW3D_PT_resplat)
     bpy.types.TOPBAR_MT_file_import.append(import_splat.menu_func)
     bpy.types.TOPBAR_MT_file_import.append(import_cameras.menu_func)
@@ -31,6 +32,7 @@ def unregister():
     bpy.types.TOPBAR_MT_file_import.remove(import_cameras.menu_func)
     bpy.types.TOPBAR_MT_file_import.remove(import_splat.menu_func)
     bpy.utils.unregister_class(VIEW3D_PT_resplat)
+    bpy.utils.unregister_class(RESPLAT_UL_cameras)
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)
     settings.unregister()

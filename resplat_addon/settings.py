@@ -67,8 +67,11 @@ class ResplatSceneSettings(bpy.types.PropertyGroup):
     polish_seconds: FloatProperty(name="Seconds", default=60.0, min=1.0, max=24 * 3600.0,
                                   description="Wall-clock seconds of the custom polish")
     quality: BoolProperty(name="Quality Readout", default=True,
-                          description="After Reconstruct / Refine, render the result at the input views and show "
-                                      "its PSNR and SSIM against them (resplat eval)")
+                          description="After Reconstruct / Refine, render the result at the input views and at "
+                                      "the held-out cameras and show its PSNR and SSIM against them, each set "
+                                      "apart (resplat eval)")
+    camera_index: IntProperty(name="Active Camera", default=0, min=0,
+                              description="The highlighted row of the panel's camera list (no effect on the jobs)")
     random_count: IntProperty(name="Initial Gaussians", default=D.RANDOM_COUNT, min=1, max=D.MAX_RANDOM_COUNT,
                               description="Initial Gaussians of Optimisation Only: random in the cameras' common "
                                           "view, or on the depth pass's surfaces")
@@ -86,13 +89,23 @@ def iterations(settings) -> int | None:
     return None if settings.model_iterations else int(settings.iterations)
 
 
+#: ``Object.resplat_held_out``: a camera the jobs leave out of the views they fit and measure the
+#: result at instead (:func:`.views.job_cameras`); shown in the panel's camera list.
+HELD_OUT = BoolProperty(name="Held Out", default=False,
+                        description="Leave this camera out of the views Reconstruct and Refine fit; with the "
+                                    "Quality Readout on, render it as ground truth and report the result's PSNR "
+                                    "and SSIM at it apart from the input views")
+
+
 def register():
-    """Register the group and ``Scene.resplat``."""
+    """Register the group, ``Scene.resplat`` and ``Object.resplat_held_out``."""
     bpy.utils.register_class(ResplatSceneSettings)
     bpy.types.Scene.resplat = PointerProperty(type=ResplatSceneSettings)
+    bpy.types.Object.resplat_held_out = HELD_OUT
 
 
 def unregister():
-    """Undo :func:`register`."""
+    """Undo :func:`register` (the flags saved in .blend files stay there as ID properties)."""
+    del bpy.types.Object.resplat_held_out
     del bpy.types.Scene.resplat
     bpy.utils.unregister_class(ResplatSceneSettings)

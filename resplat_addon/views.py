@@ -7,7 +7,8 @@ Every check (cameras, images readable, one size for all) runs before anything is
 the views render, every splat object is hidden and the render settings are the views' own; each
 is restored exactly afterwards, even on error or cancel, so the scene is unchanged. Renders go
 one camera per step (:class:`ViewWriter`), so the modal jobs show progress and take Esc between
-views.
+views. Cameras marked Held Out (:func:`job_cameras`) get views too, for the Quality readout only:
+they stay out of the ``transforms.json`` the runtime fits.
 """
 
 from __future__ import annotations
@@ -39,13 +40,8 @@ _RENDER_SETTINGS = (
 )
 
 
-def cameras_from(context, source: str, collection=None) -> list:
-    """Camera objects sorted by name: the selected ones (``source`` "SELECTED") or every camera of
-    ``collection`` and its children ("COLLECTION").
-
-    Raises:
-        ResplatError: no camera found (named where it was looked for).
-    """
+def _camera_source(context, source: str, collection=None) -> tuple[list, str]:
+    """(camera objects sorted by name, where they were looked for) of :func:`cameras_from`."""
     if source == "COLLECTION":
         if collection is None:
             raise ResplatError("no camera collection chosen")
@@ -54,9 +50,48 @@ def cameras_from(context, source: str, collection=None) -> list:
     else:
         cams = [o for o in context.selected_objects if o.type == "CAMERA"]
         where = "the selection"
+    return sorted(cams, key=lambda o: o.name), where
+
+
+def cameras_from(context, source: str, collection=None) -> list:
+    """Camera objects sorted by name: the selected ones (``source`` "SELECTED") or every camera of
+    ``collection`` and its children ("COLLECTION"), held-out ones included.
+
+    Raises:
+        ResplatError: no camera found (named where it was looked for).
+    """
+    cams, where = _camera_source(context, source, collection)
     if not cams:
         raise ResplatError(f"no cameras in {where}")
-    return sorted(cams, key=lambda o: o.name)
+    return cams
+
+
+def is_held_out(cam) -> bool:
+    """Whether the camera object is marked Held Out (``Object.resplat_held_out``,
+    :mod:`.settings`): left out of the views a job fits, rendered only as ground truth for the
+    Quality readout."""
+    return bool(getattr(cam, "resplat_held_out", False))
+
+
+def job_cameras(context, source: str, collection=None) -> tuple[list, list]:
+    """(input cameras, held-out cameras) of :func:`cameras_from`, each sorted by name: the input
+    ones are the views Reconstruct / Refine fit, the held-out ones (:func:`is_held_out`) only
+    measure the result: test views the fit never sees, as in the 3DGS / Mip-NeRF 360 evaluation
+    protocol that ``resplat --holdout`` follows (runtime/resplat/cli/common.py ``holdout_split``),
+    here chosen by the artist.
+
+    Raises:
+        ResplatError: no camera found, or every camera is held out (named where they were looked
+            for).
+    """
+    cams, where = _camera_source(context, source, collection)
+    if not cams:
+        raise ResplatError(f"no cameras in {where}")
+    inputs = [c for c in cams if not is_held_out(c)]
+    if not inputs:
+        raise ResplatError(f"every camera in {where} is held out ({len(cams)}): clear Held Out on at least one "
+                           "to reconstruct from it")
+    return inputs, [c for c in cams if is_held_out(c)]
 
 
 def _owner(scene, path: str):
@@ -283,8 +318,16 @@ class ViewWriter:
     take one :meth:`step` per camera (:class:`ViewRenderer`). ``depth`` (with "RENDER" only) adds
     each camera's depth pass (``depth_file_path``).
 
+    ``heldout`` cameras (:func:`job_cameras`) get their views made the same way, after the
+    others, but stay out of ``transforms.json`` (what the runtime fits); ``quality.json`` lists
+    every view, the input ones first, for ``resplat eval`` (the Quality readout), without depth.
+
     Attributes:
         json_path: the written ``transforms.json``, ``None`` until :meth:`step` returned True.
+        quality_path: the views to evaluate the result at: ``quality.json`` with held-out
+            cameras, else ``transforms.json`` (``None`` until written).
+        heldout_names: {view name as the runtime reads it (the image file's stem): camera name}
+            of the held-out cameras.
         status: one line for the UI ("rendering view 2/4 (Cam1)"). fraction: 0..1.
 
     Raises (constructor):
@@ -292,23 +335,28 @@ class ViewWriter:
     """
 
     def __init__(self, context, cameras: list, source: str, folder: Path, width: int = 256, height: int = 256,
-                 image_folder: str = "", depth: bool = False):
-        self.folder, self.json_path, self.renderer = folder, None, None
+                 image_folder: str = "", depth: bool = False, heldout: list = ()):
+        self.folder, self.json_path, self.quality_path, self.renderer = folder, None, None, None
+        self.inputs, every = len(cameras), list(cameras) + list(heldout)
         if source == "RENDER":
-            self.renderer = ViewRenderer(context.scene, cameras, width, height, folder, depth)
+            self.renderer = ViewRenderer(context.scene, every, width, height, folder, depth)
             self._views = None
         else:
-            self._views = matched_views(cameras, source, image_folder, folder) + (None,)
+            self._views = matched_views(every, source, image_folder, folder) + (None,)
+        paths = self.renderer.paths if self.renderer is not None else self._views[1]
+        self.heldout_names = {p.stem: c.name for p, c in zip(paths[self.inputs:], every[self.inputs:])}
         self.status, self.fraction = self._next_status(), 0.0
 
     def _next_status(self) -> str:
         r = self.renderer
         if r is None or r.done:
             return "writing transforms.json"
-        return f"rendering view {r.index + 1}/{len(r.cameras)} ({r.cameras[r.index].name})"
+        which = ", held out" if r.index >= self.inputs else ""
+        return f"rendering view {r.index + 1}/{len(r.cameras)} ({r.cameras[r.index].name}{which})"
 
     def step(self) -> bool:
-        """Render the next view, or write ``transforms.json`` once all are there; True when done."""
+        """Render the next view, or write ``transforms.json`` (and ``quality.json``) once all are
+        there; True when done."""
         r = self.renderer
         if r is not None and not r.done:
             r.step()
@@ -317,8 +365,12 @@ class ViewWriter:
             return False
         if self.json_path is None:
             views, paths, depth_paths = self._views if r is None else (r.views, r.paths, r.depth_paths)
-            out = self.folder / "transforms.json"
-            write_transforms_json(out, views, paths, depth_paths)
+            n, out = self.inputs, self.folder / "transforms.json"
+            write_transforms_json(out, views[:n], paths[:n], None if depth_paths is None else depth_paths[:n])
+            self.quality_path = out
+            if len(views) > n:
+                self.quality_path = self.folder / "quality.json"
+                write_transforms_json(self.quality_path, views, paths)
             self.json_path, self.fraction = out, 1.0
         return True
 

@@ -198,6 +198,134 @@ def test_modal_job_runs_views_then_runtime_with_quality(env):
         assert splat.hide_render is False  # the splat object in the scene renders again
 
 
+def _psnr(pred: np.ndarray, target: np.ndarray) -> float:
+    """PSNR in dB of images in [0, 1] (peak 1): 10 log10(1 / MSE), over every pixel and channel."""
+    return float(10 * np.log10(1.0 / np.mean((pred.astype(np.float64) - target.astype(np.float64)) ** 2)))
+
+
+def test_heldout_camera_is_measured_not_fitted(env):
+    """Cam1 marked Held Out: the runtime fits Cam0 and Cam2 only, Cam1 is rendered last as
+    ground truth, and its PSNR (ours: numpy on the result rendered at Cam1 against the saved
+    ground-truth PNG) is reported apart from the input views', on the object and in the panel."""
+    bpy, addon, rig, splat = env
+    jobs, sj, panel = _mod(addon, "jobs"), _mod(addon, "splat_job"), _mod(addon, "panel")
+    s = bpy.context.scene.resplat
+    s.quality = True
+    bpy.data.objects["Cam1"].resplat_held_out = True
+    with kept_job_folders(addon) as kept:
+        job, op, statuses = _mod(addon, "operators.reconstruct").make_job(bpy.context), FakeOperator(), []
+        assert [c.name for c in job.cameras] == ["Cam0", "Cam2"] and [c.name for c in job.heldout] == ["Cam1"]
+        end = time.monotonic() + 120
+        while (res := jobs.modal_step(op, bpy.context, event("TIMER"), job)) == {"RUNNING_MODAL"}:
+            statuses.append(job.status)
+            assert time.monotonic() < end
+            time.sleep(0.02)
+        assert res == {"FINISHED"}, op.reports
+        assert statuses[:2] == ["rendering view 2/3 (Cam2)", "rendering view 3/3 (Cam1, held out)"]
+        tmp = kept[0]
+        import torch
+
+        from PIL import Image
+        from resplat.formats import read_splats
+        from resplat.render import render
+        from resplat.views import read_views
+
+        # the runtime's input views: transforms.json without Cam1; the readout's: all three
+        fitted, measured = read_views(tmp / "transforms.json"), read_views(tmp / "quality.json")
+        assert job.job.commands[0][4] == str(tmp / "transforms.json") and job.job.commands[1][5] == str(tmp / "quality.json")
+        assert fitted.cameras.names == ["000_Cam0", "001_Cam2"]
+        assert measured.cameras.names == ["000_Cam0", "001_Cam2", "002_Cam1"]
+        g = read_splats(tmp / "optimized.ply")
+        with torch.no_grad():
+            preds = [render(g, measured.cameras[i], background=torch.zeros(3)).rgb.clamp(0, 1)[0].permute(1, 2, 0).numpy()
+                     for i in range(3)]
+        truth = [np.asarray(Image.open(p), dtype=np.float64) / 255 for p in measured.paths]
+        want = [_psnr(p, t) for p, t in zip(preds, truth)]
+        ob = bpy.data.objects["Rig"]
+        assert ob["resplat_heldout_psnr"] == pytest.approx(want[2], abs=1e-3) and ob["resplat_heldout_views"] == 1
+        assert list(ob["resplat_heldout_cameras"]["Cam1"])[0] == pytest.approx(want[2], abs=1e-3)
+        assert ob["resplat_psnr"] == pytest.approx((want[0] + want[1]) / 2, abs=1e-3) and ob["resplat_quality_views"] == 2
+        assert abs(want[2] - (want[0] + want[1]) / 2) > 0.01  # the two readouts really differ here
+        inputs, held = sj.object_quality(ob), sj.object_heldout_quality(ob)
+        assert inputs.endswith("at 2 input views") and held == [
+            f"PSNR {ob['resplat_heldout_psnr']:.2f} dB, SSIM {ob['resplat_heldout_ssim']:.3f} at held-out Cam1"]
+        assert op.reports == [("INFO", f"Rig: 200 splats, {inputs}; {held[0]}")]
+        # the panel: the camera list with its flags, the readout of the active result
+        bpy.context.view_layer.objects.active = ob
+        layout = _Layout()
+        panel.VIEW3D_PT_resplat.draw(SimpleNamespace(layout=layout), bpy.context)
+        assert ("label", "2 input, 1 held out") in layout.calls and ("label", f"Held out: {held[0]}") in layout.calls
+        assert ("label", f"Quality: {inputs}") in layout.calls
+        assert ("template_list", "RESPLAT_UL_cameras", "objects", "camera_index") in layout.calls
+
+
+class _Layout:
+    """Records what a panel's ``draw`` puts in its layout: ("label", text), ("prop", name),
+    ("template_list", list class, collection, active index) and ("operator", idname)."""
+
+    def __init__(self, calls=None):
+        self.calls = [] if calls is None else calls
+        self.enabled = True
+
+    def column(self, **kw):
+        return _Layout(self.calls)
+
+    row = box = column
+
+    def label(self, text="", **kw):
+        self.calls.append(("label", text))
+
+    def prop(self, data, name, **kw):
+        self.calls.append(("prop", name))
+
+    def operator(self, idname, **kw):
+        self.calls.append(("operator", idname))
+
+    def template_list(self, cls, list_id, data, propname, active_data, active_prop, **kw):
+        self.calls.append(("template_list", cls, propname, active_prop))
+
+
+def test_camera_list_and_held_out_errors(env):
+    """The panel's list holds exactly the job's cameras (and follows its name filter); a job with
+    every camera held out is refused naming where the cameras are, and changes nothing; with the
+    Quality Readout off a held-out camera is neither fitted nor rendered."""
+    bpy, addon, rig, splat = env
+    panel = _mod(addon, "panel")
+    s = bpy.context.scene.resplat
+    bpy.data.objects.new("Elsewhere", bpy.data.cameras.new("Elsewhere"))  # a camera outside the rig
+    ul = SimpleNamespace(filter_name="", bitflag_filter_item=1 << 30)
+    objects = bpy.data.objects
+    flags, order = panel.RESPLAT_UL_cameras.filter_items(ul, bpy.context, bpy.data, "objects")
+    assert sorted(o.name for o, f in zip(objects, flags) if f) == ["Cam0", "Cam1", "Cam2"] and len(order) == len(objects)
+    ul.filter_name = "*2"
+    flags, _ = panel.RESPLAT_UL_cameras.filter_items(ul, bpy.context, bpy.data, "objects")
+    assert [o.name for o, f in zip(objects, flags) if f] == ["Cam2"]
+    for c in rig.objects:
+        c.resplat_held_out = True
+    before, left = _scene_state(bpy), jobs_left()
+    for op_name, where in (("reconstruct", "collection 'Rig'"), ("refine", "the selection")):
+        if op_name == "refine":
+            for o in bpy.data.objects:
+                o.select_set(o.type == "CAMERA" and o.name != "Elsewhere" or o == splat)
+            bpy.context.view_layer.objects.active = splat
+        with pytest.raises(RuntimeError, match=f"every camera in {where} is held out \\(3\\): clear Held Out"):
+            getattr(bpy.ops.resplat, op_name)()
+        assert _scene_state(bpy) == before and jobs_left() == left
+    # Quality Readout off: Cam1 stays out of the fit and is not rendered either
+    s.quality = False
+    for c in rig.objects:
+        c.resplat_held_out = c.name == "Cam1"
+    job = _mod(addon, "operators.reconstruct").make_job(bpy.context)
+    try:
+        assert job.views.renderer.cameras == [bpy.data.objects["Cam0"], bpy.data.objects["Cam2"]]
+        assert job.views.heldout_names == {}
+    finally:
+        job.cancel()
+    layout = _Layout()
+    panel.VIEW3D_PT_resplat.draw(SimpleNamespace(layout=layout), bpy.context)
+    assert ("label", "Held-out cameras are left out, not measured (Quality Readout is off)") in layout.calls
+
+
 def test_defaults_come_from_the_runtime(env):
     bpy, addon, *_ = env
     props = bpy.context.scene.resplat.bl_rna.properties
@@ -249,6 +377,13 @@ def test_command_lines_of_iterations_polish_and_quality(env, tmp_path):
                                           "--device", "auto", "--progress", "jsonl"]
     ref = _mod(addon, "operators.refine").RefineJob.commands
     job = SimpleNamespace(settings=_settings(polish="30", steps=7), python="py", device="cpu")
-    refine = ref(job, tmp_path, tmp_path / "transforms.json")
+    refine = ref(job, tmp_path, tmp_path / "transforms.json", tmp_path / "quality.json")
     assert len(refine) == 1 and opt(refine[0], "--seconds") == "30" and opt(refine[0], "--steps") == "7"
     assert opt(refine[0], "--init") == str(tmp_path / "init.ply")
+    # the readout measures at the quality views (input + held out), the runtime fits the others
+    job.settings.quality = True
+    refine = ref(job, tmp_path, tmp_path / "transforms.json", tmp_path / "quality.json")
+    assert refine[0][4] == str(tmp_path / "transforms.json") and refine[1][5] == str(tmp_path / "quality.json")
+    assert cmd(quality=True)[1][5] == "v.json"  # nothing held out: the same views
+    held = rec.reconstruct_commands("py", _settings(quality=True), "v.json", tmp_path, "", "auto", "q.json")
+    assert held[0][4] == "v.json" and held[1][5] == "q.json"

@@ -7,7 +7,8 @@ splats replace the object's point cloud data and its transform is reset to ident
 splats stay where they were. Views come from the cameras as for Reconstruct (rendered one per
 tick with every splat object hidden, so the object is not fitted to its own rendering); the
 Polish setting gives the optimisation a wall-clock budget (``--seconds``), and ``resplat eval``
-measures the result at the views (the Quality readout).
+measures the result at the views (the Quality readout). Selected cameras marked Held Out are not
+fitted: with the Quality readout on they are rendered as ground truth and measured apart.
 """
 
 from __future__ import annotations
@@ -23,33 +24,35 @@ from ..settings import polish_seconds
 from ..splat_job import SplatJob, begun, quality_command
 from ..splats.pointcloud import build_object, read_arrays
 from ..splats.transform import bake_transform
-from ..views import ViewWriter, cameras_from
+from ..views import ViewWriter, job_cameras
 
 
 class RefineJob(SplatJob):
     """Refine ``target`` (a splat PointCloud object) from ``cameras`` with ``settings.steps``
-    optimisation steps (at least 1)."""
+    optimisation steps (at least 1); ``heldout`` cameras only measure the result."""
 
-    def __init__(self, context, settings, target, cameras: list, python: str, device: str):
+    def __init__(self, context, settings, target, cameras: list, python: str, device: str, heldout: list = ()):
         super().__init__(context, python, target.name)
         self.settings, self.target, self.cameras, self.device = settings, target, cameras, device
+        self.heldout = list(heldout)
         self.arrays = bake_transform(read_arrays(target), np.array(target.matrix_world, dtype=np.float64))
 
     def prepare(self, tmp) -> ViewWriter:
         """Write the baked splats; the views (rendered one per tick; the splat objects, this one
-        included, are hidden from them)."""
+        included, are hidden from them), the held-out ones last when the quality readout is on."""
         write_splat_arrays(self.arrays, tmp / "init.ply")
         s = self.settings
-        return ViewWriter(self.context, self.cameras, s.views, tmp, s.width, s.height, s.image_folder)
+        return ViewWriter(self.context, self.cameras, s.views, tmp, s.width, s.height, s.image_folder,
+                          heldout=self.heldout if s.quality else ())
 
-    def commands(self, tmp, views) -> list[list[str]]:
+    def commands(self, tmp, views, quality_views) -> list[list[str]]:
         """The optimize command (with the Polish seconds as ``--seconds``) and the quality
-        readout when it is on."""
+        readout at ``quality_views`` when it is on."""
         s, out, steps = self.settings, str(tmp / "refined.ply"), max(1, self.settings.steps)
         cmd = runtime_command(self.python, "optimize", str(views), out, steps=steps, seconds=polish_seconds(s),
                               init=str(tmp / "init.ply"), device=self.device, preview_dir=str(tmp / "previews"),
                               extra=("--preview-every", str(max(1, steps // 4))))
-        return [cmd] + ([quality_command(self.python, out, str(views), self.device)] if s.quality else [])
+        return [cmd] + ([quality_command(self.python, out, str(quality_views), self.device)] if s.quality else [])
 
     def place_result(self, arrays):
         """Swap the target's point cloud data for the refined splats; transform reset."""
@@ -71,7 +74,7 @@ def make_job(context) -> RefineJob:
     s = context.scene.resplat
     prefs = get_prefs(context)
     job = RefineJob(context, s, context.view_layer.objects.active, [], interpreter(prefs), job_device(s, prefs))
-    job.cameras = cameras_from(context, "SELECTED")  # after the splat object was checked
+    job.cameras, job.heldout = job_cameras(context, "SELECTED")  # after the splat object was checked
     return begun(job)
 
 
