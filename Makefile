@@ -11,6 +11,9 @@ PYTEST_ARGS ?=
 DEMO_OUT ?= demo-output
 DEMO_ARGS ?=
 PHOTOS_ARGS ?=
+# `make screenshot` rewrites docs/images/extension-heldout.png (demo/screenshot.py); SHOT_ARGS
+# pass options, e.g. `make screenshot SHOT_ARGS="--size 128 --threads 1"`.
+SHOT_ARGS ?=
 
 STAMP := $(VENV)/.resplat-installed
 # Third-party splat tools the format tests check our files against (tests/test_formats_third_party.py):
@@ -21,7 +24,7 @@ NPM_STAMP := $(NPM_DIR)/.installed-splat-transform-3.7.0-gltf-validator-2.0.0-de
 # PyPI bpy (Blender as a module, cp311 only, ~374 MB) for the headless extension tests.
 BPY_STAMP := $(VENV)/.bpy-installed
 
-.PHONY: setup fixtures third-party test bench demo demo-photos clean
+.PHONY: setup fixtures third-party test bench demo demo-photos screenshot clean
 
 setup: $(STAMP) $(BPY_STAMP)
 
@@ -62,6 +65,11 @@ demo: setup fixtures
 # OpenCV's calibration photographs fitted, scored and exported as PLY / SPZ (demo/photos.py).
 demo-photos: setup fixtures
 	$(VENV)/bin/python demo/photos.py --out $(DEMO_OUT) $(PHOTOS_ARGS)
+
+# The extension's result from held-out cameras beside their ground truth, as the artist sees it
+# (demo/screenshot.py: Reconstruct with cameras marked Held Out, the Quality readout, the display).
+screenshot: setup fixtures
+	$(VENV)/bin/python demo/screenshot.py --png docs/images/extension-heldout.png $(SHOT_ARGS)
 
 clean:
 	rm -rf $(VENV) .cache $(DEMO_OUT)
