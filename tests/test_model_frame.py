@@ -89,7 +89,9 @@ def test_forward_rig_and_metric_presets():
     frame = make_model_frame(c2w[None], TINY)
     assert frame.source == ["baseline"]
     baseline = float(c2w[:, :3, 3].norm(dim=-1).mean())
-    assert abs(float(frame.scale[0]) - 8.0 * baseline / TINY.frame_distance) < 1e-6
+    assert abs(float(frame.scale[0]) - TINY.baseline_depth_ratio * baseline / TINY.frame_distance) < 1e-6
+    lo, hi = TINY.baseline_range
+    assert float(frame.near[0]) == TINY.frame_distance * lo and float(frame.far[0]) == TINY.frame_distance * hi
     for name in ("small-dl3dv", "base-dl3dv", "base-re10k"):
         f = make_model_frame(c2w[None], PRESETS[name])
         assert f.source == ["metric"] and float(f.scale[0]) == 1.0
@@ -124,3 +126,28 @@ def test_block_depth_takes_the_median_of_valid_pixels():
     d = torch.tensor([[1.0, 2.0, 0.0, 0.0], [3.0, float("nan"), 0.0, float("inf")]])[None, None]
     out = block_depth(d, 2)
     assert float(out[0, 0, 0, 0]) == 2.0 and math.isnan(float(out[0, 0, 0, 1]))
+
+
+def test_forward_rigs_of_the_generator_fall_inside_the_depth_range():
+    """Forward-facing rigs (no look-at point, no depth): the baseline prior must put the
+    generator's scenes inside the plane sweep's range; 8 baselines and 0.1-5 x the frame
+    distance (the first prior) left the median depth of most of them beyond far."""
+    import numpy as np
+
+    from resplat.data.rigs import sample_rig
+    from resplat.data.scene import random_scene
+
+    inside, medians = 0, []
+    for i in range(12):
+        rng = np.random.default_rng([5, i])
+        scene = random_scene(rng, 3, 6)
+        cams, params = sample_rig(rng, scene, 8, "forward", 32, 32)
+        frame = make_model_frame(cams.c2w[None], TINY)
+        assert frame.source == ["baseline"]
+        # depth of the scene's object centres, a stand-in for the rendered depth
+        w2c = rigid_inverse(cams.c2w.double())
+        z = (w2c[:, None, :3, :3] @ scene.centers.double()[None, :, :, None])[..., 0][..., 2] + w2c[:, None, :3, 3][..., 2]
+        med = float(z[z > 0].median()) / float(frame.scale[0])
+        medians.append(med)
+        inside += float(frame.near[0]) < med < float(frame.far[0])
+    assert inside >= 11, medians

@@ -89,6 +89,43 @@ def test_activations_match_float64_formulas():
             torch.testing.assert_close(act.sh[0, vi, p], sh)
 
 
+
+def test_footprint_scales_follow_depth_and_resolution():
+    """scale_mode "footprint": softplus(raw - 4) * 8 * z * (1 / (fx_n gw) + 1 / (fy_n gh)) / 2,
+    written out per Gaussian in float64; the same raw values on a grid twice as fine (twice the
+    resolution, same field of view) give half the sizes, at twice the depth twice the sizes."""
+    g = torch.Generator().manual_seed(1)
+    b, v, gh, gw = 1, 2, 3, 4
+    raw = torch.randn(b, v, gh * gw, 58, generator=g, dtype=torch.float64)
+    depth = torch.rand(b, v, gh, gw, generator=g, dtype=torch.float64) * 5 + 0.5
+    c2w = rigid(v, 1)[None]
+    K = torch.tensor([[0.9, 0.0, 0.45], [0.0, 1.2, 0.55], [0.0, 0.0, 1.0]], dtype=torch.float64).expand(b, v, 3, 3)
+    cfg = dataclasses.replace(PRESETS["tiny"], scale_max=100.0)
+    assert cfg.scale_mode == "footprint"
+
+    def scales(raw, depth, gh, gw):
+        images = torch.rand(b, v, 3, gh * 4, gw * 4, generator=g, dtype=torch.float64)
+        return activate(raw, depth, images, c2w, K, cfg).scales
+
+    got = scales(raw, depth, gh, gw)
+    for vi in range(v):
+        for p in range(gh * gw):
+            z = depth[0, vi, p // gw, p % gw]
+            cell = 0.5 * (1 / (0.9 * gw) + 1 / (1.2 * gh)) * z
+            want = torch.log1p(torch.exp(raw[0, vi, p, 4:7] - 4)) * 8 * cell
+            torch.testing.assert_close(got[0, vi, p], want)
+    # twice the resolution: every Gaussian of latent pixel (i, j) repeated on a 2x finer grid
+    fine_raw = raw.reshape(b, v, gh, 1, gw, 1, 58).expand(b, v, gh, 2, gw, 2, 58).reshape(b, v, 4 * gh * gw, 58)
+    fine_depth = depth.repeat_interleave(2, -2).repeat_interleave(2, -1)
+    fine = scales(fine_raw, fine_depth, 2 * gh, 2 * gw).reshape(b, v, gh, 2, gw, 2, 3)[:, :, :, 0, :, 0]
+    torch.testing.assert_close(fine.reshape_as(got), got / 2)
+    torch.testing.assert_close(scales(raw, 2 * depth, gh, gw), 2 * got)
+    # the release's presets keep absolute sizes: no depth in them
+    base = dataclasses.replace(PRESETS["base-dl3dv"], scale_max=100.0)
+    images = torch.rand(b, v, 3, gh * 4, gw * 4, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(activate(raw, 2 * depth, images, c2w, K, base).scales,
+                               activate(raw, depth, images, c2w, K, base).scales)
+
 def test_several_gaussians_per_point_layout():
     """RE10K: 4 Gaussians per latent point, head channels (c, x, y) per parameter block."""
     h, w, m = 2, 3, 4

@@ -144,4 +144,22 @@ def test_cli_train_smoke(scene, tmp_path, monkeypatch, capsys):
     rc = main(["train", str(tmp_path), "--out", str(tmp_path / "run2"), "--stage", "update", "--steps", "1",
                "--device", "cpu", "--init", str(tmp_path / "run" / "model.safetensors"), "--progress", "none"])
     assert rc == 0 and (tmp_path / "run2" / "model.safetensors").is_file()
+    # --init keeps the weights' stored settings; an explicit --preset trains them under the preset's
+    from resplat.model.checkpoint import stored_config
+    from resplat.model.config import ModelConfig, PRESETS
+
+    old = tmp_path / "old.safetensors"  # weights stored by a version without the newer fields
+    from dataclasses import asdict
+
+    from resplat.train.checkpointing import export_safetensors
+    from resplat.model.checkpoint import load_checkpoint
+
+    legacy = ModelConfig(**{k: v for k, v in asdict(PRESETS["tiny"]).items()
+                            if k not in ("frame_scale", "scale_mode", "lookat_range", "baseline_depth_ratio", "baseline_range")})
+    export_safetensors(load_checkpoint(tmp_path / "run" / "model.safetensors", preset=legacy), old)
+    for extra, want in (([], legacy), (["--preset", "tiny"], PRESETS["tiny"])):
+        out = tmp_path / f"run-init{len(extra)}"
+        assert main(["train", str(tmp_path), "--out", str(out), "--steps", "1", "--device", "cpu", "--init", str(old),
+                     "--progress", "none", *extra]) == 0
+        assert stored_config(out / "model.safetensors") == want
     assert main(["train", str(tmp_path), "--out", str(tmp_path / "x"), "--stage", "update", "--progress", "none"]) == 2

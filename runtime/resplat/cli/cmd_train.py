@@ -19,7 +19,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("data", type=Path, help="dataset folder: synthetic scenes (resplat.data) or *.torch chunks")
     p.add_argument("--out", required=True, type=Path, help="run folder (train-state.pt, log.jsonl, model.safetensors)")
     p.add_argument("--stage", choices=("initial", "update"), default="initial")
-    p.add_argument("--preset", default="tiny", help="model preset for a fresh model (default tiny)")
+    p.add_argument("--preset", default=None,
+                   help="model preset for a fresh model (default tiny); with --init, train those weights under "
+                        "this preset's current settings (frame, size activation) instead of the stored ones")
     p.add_argument("--init", type=Path, default=None, help="weights to start from (stage update: the stage-initial export)")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 2e-4 initial, 1e-4 update)")
@@ -70,9 +72,10 @@ def _model(args, device):
     from ..model.checkpoint import stored_config
     from ..model.config import get_config
 
-    preset = args.preset if args.config_json is None else config_from_json(args.config_json)
+    explicit = args.preset is not None or args.config_json is not None
+    preset = (args.preset or "tiny") if args.config_json is None else config_from_json(args.config_json)
     if args.init is not None:
-        cfg = None if args.config_json is None else get_config(preset)
+        cfg = get_config(preset) if explicit else None
         if args.frame_scale is not None:
             cfg = replace(cfg or stored_config(args.init) or get_config(preset), frame_scale=args.frame_scale)
         return load_checkpoint(args.init, preset=cfg)

@@ -29,6 +29,11 @@ class ModelConfig:
         latent_downsample: one latent point per ``latent_downsample``^2 pixels (4 DL3DV, 2 RE10K).
         gaussians_per_point: Gaussians per latent point (1 DL3DV, 4 RE10K: one per pixel).
         scale_max: upper clamp of the Gaussian scales (metres; 3.0 for the 16-view model).
+        scale_mode: how the head's scale outputs become sizes (:func:`resplat.model.initial.activate`):
+            "absolute" (the release: ``softplus(raw - 4)`` in model units, so a model serves
+            one image resolution) or "footprint" (the same times ``FOOTPRINT_GAIN`` times the
+            footprint of the Gaussian's grid cell, ``z * cell / f``, as pixelSplat / MVSplat
+            scale by depth and pixel size: sizes follow the resolution and the depth; tiny).
         depth_half_res: run depth on half-resolution images (16-view 540x960 model).
         near, far: depth range of the plane sweep, metres, with ``frame_scale="metric"``
             (the released presets; after pose normalisation); else the rasteriser's clip range.
@@ -37,7 +42,12 @@ class ModelConfig:
             ``frame_distance`` units from what they look at, near/far per scene).
         frame_distance: model-frame distance of the cameras to their look-at point ("lookat").
         lookat_range: (near, far) in multiples of ``frame_distance`` when no depth map gives
-            the range ("lookat").
+            the range and the cameras converge on a look-at point ("lookat").
+        baseline_depth_ratio: with neither depth maps nor a look-at point (forward-facing rigs),
+            the scene's typical depth is taken as this many rig baselines ("lookat"; a prior,
+            :mod:`resplat.model.frame`).
+        baseline_range: (near, far) in multiples of ``frame_distance`` in that case (wider:
+            the depth is a guess).
         num_depth_candidates: plane-sweep candidates, uniform in log depth.
         feature_channels: CNN / multi-view transformer width.
         num_transformer_layers: multi-view transformer layers.
@@ -64,12 +74,15 @@ class ModelConfig:
     latent_downsample: int = 4
     gaussians_per_point: int = 1
     scale_max: float = 1.0
+    scale_mode: str = "absolute"
     depth_half_res: bool = False
     near: float = 0.01
     far: float = 200.0
     frame_scale: str = "metric"
     frame_distance: float = 4.0
     lookat_range: tuple[float, float] = (0.1, 5.0)
+    baseline_depth_ratio: float = 8.0
+    baseline_range: tuple[float, float] = (0.1, 5.0)
     num_depth_candidates: int = 128
     feature_channels: int = 128
     num_transformer_layers: int = 6
@@ -124,11 +137,15 @@ PRESETS: dict[str, ModelConfig] = {
 #: Our CPU-sized preset trained from scratch on this project's synthetic data: same architecture family and interfaces,
 #: a small CNN instead of DINOv2, narrow regressor/U-Net/updater, 32 depth candidates, 2
 #: transformer layers; about 5M parameters (measured in tests/test_train_tiny_preset.py); scale-free
-#: model frame (resplat.model.frame). Weights stored without ``frame_scale`` (the first shipped
-#: ones) load with the metric frame they were trained in.
+#: model frame (resplat.model.frame) with a wider depth range than the look-at default and the
+#: forward-rig prior of the generator's rigs; sizes relative to the grid-cell footprint, so one
+#: model serves every resolution. Stored configs lacking a field read the dataclass default, so
+#: the first shipped weights (stored without ``frame_scale`` / ``scale_mode``) load with the
+#: metric frame and absolute sizes they were trained with.
 PRESETS["tiny"] = ModelConfig(
     "tiny", vit_type="cnn", regressor_channels=64, num_depth_candidates=32, num_transformer_layers=2,
     unet_channels=64, unet_norm_groups=32, pt_blocks=2, update_blocks=2, state_channels=128, frame_scale="lookat",
+    scale_mode="footprint", lookat_range=(0.1, 8.0), baseline_depth_ratio=40.0, baseline_range=(0.05, 20.0),
 )
 #: The 16-view 540x960 DL3DV model: base-dl3dv weights, half-resolution depth, scale max 3.
 PRESETS["base-dl3dv-16view"] = replace(PRESETS["base-dl3dv"], name="base-dl3dv-16view", scale_max=3.0, depth_half_res=True)

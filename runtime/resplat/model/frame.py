@@ -20,13 +20,17 @@ Scale (``ModelConfig.frame_scale``):
      every optical axis, ``argmin_p sum_i |(I - d_i d_i^T)(p - c_i)|^2``, used when the axes
      converge (smallest eigenvalue of ``sum_i (I - d_i d_i^T)`` at least ``0.05 V``) and the
      point lies in front of every camera (orbits, arcs);
-  3. otherwise (forward-facing rigs, near-parallel axes) ``FORWARD_DEPTH_PER_BASELINE`` times the
-     rig's baseline (mean distance of the camera centres to their centroid), and the frame's
-     distance itself when all cameras share one centre (no scale can be read off the cameras).
+  3. otherwise (forward-facing rigs, near-parallel axes) ``ModelConfig.baseline_depth_ratio``
+     times the rig's baseline (mean distance of the camera centres to their centroid), and the
+     frame's distance itself when all cameras share one centre (no scale can be read off the
+     cameras). The ratio is a prior, not a measurement: 40 is the median of depth / baseline
+     over the forward rigs of ``resplat.data`` (5th-95th percentile 8.5-237), so this case
+     also gets the wider range ``baseline_range``.
 
   near/far (model units) follow the same evidence: from depth maps, the 0.5th and 99.5th
-  percentiles of the valid depth widened by ``DEPTH_RANGE_MARGIN``; otherwise
-  ``frame_distance * lookat_range`` (config). The plane sweep spends its candidates inside
+  percentiles of the valid depth widened by ``DEPTH_RANGE_MARGIN``; from the look-at point
+  ``frame_distance * lookat_range``; from the baseline ``frame_distance * baseline_range``
+  (config). The plane sweep spends its candidates inside
   that range (uniform in log depth), so a scene whose depth spans 1-3 m has candidates
   ``(3.3 / 0.9)^(1/31) - 1 = 4.3 %`` apart with 32 candidates instead of 38 % for 0.01-200 m.
 
@@ -49,8 +53,6 @@ from ..errors import CameraError
 from ..gaussians import Gaussians, quat_multiply, rotmat_to_quat
 from .poses import rotate_sh
 
-#: Forward-facing rigs without depth: reference distance = this x the rig's baseline.
-FORWARD_DEPTH_PER_BASELINE = 8.0
 #: Depth-map range: [p0.5 / margin, p99.5 * margin].
 DEPTH_RANGE_MARGIN = 1.1
 #: The look-at point is used when the smallest eigenvalue of sum (I - d d^T) is >= this x V.
@@ -134,9 +136,10 @@ def _valid_depth(depth: Tensor) -> Tensor:
     return depth[torch.isfinite(depth) & (depth > 0)]
 
 
-def _scene_frame(c2w: Tensor, depth: Tensor | None, distance: float, lookat_range: tuple[float, float]):
+def _scene_frame(c2w: Tensor, depth: Tensor | None, config):
     """(scale, near, far, source) of one scene (module docstring), floats in world / model units."""
-    lo_ratio, hi_ratio = lookat_range
+    distance = config.frame_distance
+    lo_ratio, hi_ratio = config.lookat_range
     if depth is not None:
         valid = _valid_depth(depth.double())
         if valid.numel() >= 16:
@@ -156,7 +159,8 @@ def _scene_frame(c2w: Tensor, depth: Tensor | None, distance: float, lookat_rang
         centres = c2w[:, :3, 3].double()
         baseline = float((centres - centres.mean(0)).norm(dim=-1).mean())
         if baseline > 0 and math.isfinite(baseline):
-            s, source = FORWARD_DEPTH_PER_BASELINE * baseline / distance, "baseline"
+            s, source = config.baseline_depth_ratio * baseline / distance, "baseline"
+            lo_ratio, hi_ratio = config.baseline_range
         else:
             s, source = 1.0, "none"
     return s, distance * lo_ratio, distance * hi_ratio, source
@@ -168,7 +172,7 @@ def make_model_frame(c2w: Tensor, config, depths: Tensor | None = None) -> Model
     Args:
         c2w: [B, V, 4, 4] world camera-to-world of the context views (OpenCV axes, any unit).
         config: a :class:`~.config.ModelConfig` (``frame_scale``, ``frame_distance``,
-            ``lookat_range``, ``near``, ``far``).
+            ``lookat_range``, ``baseline_depth_ratio``, ``baseline_range``, ``near``, ``far``).
         depths: optional [B, V, H, W] world z-depth of the context views (0, inf or nan where
             unknown); only ``frame_scale="lookat"`` reads it.
 
@@ -189,12 +193,12 @@ def make_model_frame(c2w: Tensor, config, depths: Tensor | None = None) -> Model
         return ModelFrame(reference, ones, ones * config.near, ones * config.far, ["metric"] * b)
     if mode != "lookat":
         raise CameraError(f"model frame: unknown frame_scale {mode!r} (metric or lookat)")
-    rows = [_scene_frame(c2w[i].detach().cpu(), None if depths is None else depths[i].detach().cpu(),
-                         config.frame_distance, config.lookat_range) for i in range(b)]
+    rows = [_scene_frame(c2w[i].detach().cpu(), None if depths is None else depths[i].detach().cpu(), config)
+            for i in range(b)]
     f64 = torch.float64
     return ModelFrame(reference, torch.tensor([r[0] for r in rows], dtype=f64),
                       torch.tensor([r[1] for r in rows], dtype=f64), torch.tensor([r[2] for r in rows], dtype=f64),
                       [r[3] for r in rows])
 
 
-__all__ = ["ModelFrame", "make_model_frame", "lookat_point", "FORWARD_DEPTH_PER_BASELINE", "DEPTH_RANGE_MARGIN"]
+__all__ = ["ModelFrame", "make_model_frame", "lookat_point", "DEPTH_RANGE_MARGIN"]

@@ -36,6 +36,26 @@ from .update_state import UpdateState
 SCALE_BIAS = 4.0
 #: Lower clamp of the scales, metres (release ``clamp_min_scale``).
 SCALE_MIN = 1e-6
+#: ``scale_mode="footprint"``: sizes are ``softplus(raw - 4) * FOOTPRINT_GAIN * footprint``. The
+#: gain makes weights learnt in the "absolute" mode at 128 px in the look-at frame (a grid cell
+#: covers about 0.125 model units at the frame distance there) start at the sizes they learnt.
+FOOTPRINT_GAIN = 8.0
+
+
+def cell_footprint(depth: Tensor, K_norm: Tensor) -> Tensor:
+    """World size of one cell of a gh x gw Gaussian grid at z-depth ``depth``: the mean of
+    ``z / (fx_n gw)`` and ``z / (fy_n gh)`` (fx_n, fy_n the normalised focal lengths, so
+    ``1 / (fx_n gw)`` is the cell's width over the focal length, both in pixels).
+
+    Args:
+        depth: [B, V, gh, gw] z-depth (model units); K_norm: [B, V, 3, 3] normalised intrinsics.
+
+    Returns:
+        [B, V, gh * gw] in the units of ``depth``.
+    """
+    b, v, gh, gw = depth.shape
+    per_z = 0.5 * (1 / (K_norm[..., 0, 0] * gw) + 1 / (K_norm[..., 1, 1] * gh))  # [B, V]
+    return depth.reshape(b, v, -1) * per_z.to(depth.dtype)[..., None]
 
 
 def pixel_centres(h: int, w: int, device=None, dtype=torch.float32) -> Tensor:
@@ -103,17 +123,25 @@ def activate(raw: Tensor, depth: Tensor, images: Tensor, c2w: Tensor, K_norm: Te
         depth: [B, V, gh, gw] z-depth of each Gaussian's pixel, metres.
         images: [B, V, 3, H, W] in [0, 1]; area-downsampled to gh x gw for the DC colour.
         c2w, K_norm: [B, V, 4, 4], [B, V, 3, 3] model-frame cameras.
-        config: ``scale_max``.
+        config: ``scale_max``, ``scale_mode``.
 
     Returns:
-        :class:`Activated`: scales clamp(softplus(raw - 4), 1e-6, scale_max); opacity
+        :class:`Activated`: scales clamp(softplus(raw - 4), 1e-6, scale_max) ("absolute", the
+        release), or clamp(softplus(raw - 4) * FOOTPRINT_GAIN * :func:`cell_footprint`, ...)
+        ("footprint": the size follows the image resolution and depth); opacity
         sigmoid(raw); quaternion raw (xyzw, camera frame; normalised as q / (|q| + 1e-8) where
         used); means on the ray through the pixel centre moved by (sigmoid(offset) - 0.5) grid
         pixels, at the given z-depth; SH channel-major with DC += (rgb - 0.5) / C0.
     """
     b, v, gh, gw = depth.shape
     rot, scale, opacity, offset, sh = raw.split([4, 3, 1, 2, raw.shape[-1] - 10], -1)
-    scales = F.softplus(scale - SCALE_BIAS).clamp(min=SCALE_MIN, max=config.scale_max)
+    scales = F.softplus(scale - SCALE_BIAS)
+    mode = getattr(config, "scale_mode", "absolute")
+    if mode == "footprint":
+        scales = scales * (FOOTPRINT_GAIN * cell_footprint(depth.to(raw.dtype), K_norm.to(raw.dtype)))[..., None]
+    elif mode != "absolute":
+        raise ValueError(f"unknown scale_mode {mode!r} (absolute or footprint)")
+    scales = scales.clamp(min=SCALE_MIN, max=config.scale_max)
     pixel = 1 / torch.tensor((gw, gh), dtype=torch.float32, device=raw.device)  # as the release
     xy = pixel_centres(gh, gw, raw.device, raw.dtype).reshape(1, 1, -1, 2)
     xy = xy + (offset.sigmoid() - 0.5) * pixel.to(raw.dtype)
@@ -286,5 +314,5 @@ def predict_initial(encoder, images: Tensor, c2w: Tensor, K_norm: Tensor, depth:
     return pred
 
 
-__all__ = ["Activated", "InitialPrediction", "activate", "block_depth", "latent_depth_prior", "pixel_centres", "pixel_rays", "predict_initial",
+__all__ = ["Activated", "InitialPrediction", "activate", "cell_footprint", "block_depth", "latent_depth_prior", "pixel_centres", "pixel_rays", "predict_initial",
            "split_gaussian_grid"]
