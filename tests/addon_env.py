@@ -155,3 +155,28 @@ def kept_job_folders(addon):
         sj.remove_tree = real
         for p in kept:
             real(p)
+
+
+def addon_module(addon, name: str):
+    """The add-on's submodule ``name`` ("views", "operators.reconstruct", ...) of the installed
+    package ``addon``."""
+    return importlib.import_module(f"{addon.__name__}.{name}")
+
+
+def run_modal(addon, context, job, timeout: float = 120.0):
+    """Drive ``job`` through the operators' shared modal body (``jobs.modal_step``) with TIMER
+    events, as Blender's event loop would, until it ends; returns (the modal result set, the
+    :class:`FakeOperator` with its reports, the job's status after each running tick).
+
+    Raises:
+        AssertionError: the job still runs after ``timeout`` seconds.
+    """
+    import time
+
+    modal_step, op, statuses = addon_module(addon, "jobs").modal_step, FakeOperator(), []
+    end = time.monotonic() + timeout
+    while (res := modal_step(op, context, event("TIMER"), job)) == {"RUNNING_MODAL"}:
+        statuses.append(job.status)
+        assert time.monotonic() < end, f"job still running after {timeout:.0f} s: {job.status}"
+        time.sleep(0.02)
+    return res, op, statuses

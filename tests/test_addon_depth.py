@@ -9,7 +9,6 @@ Scene: a UV sphere (radius 0.6) resting on a 6 m plane, 4 cameras that also see 
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import sys
@@ -18,13 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from addon_env import addon_env, clear_scene, empty_cycles_scene
+from addon_env import addon_env, addon_module, clear_scene, empty_cycles_scene
 
 SIZE = 48
-
-
-def _mod(addon, name):
-    return importlib.import_module(f"{addon.__name__}.{name}")
 
 
 @pytest.fixture()
@@ -49,7 +44,7 @@ def env():
     s.cameras, s.collection, s.views, s.width, s.height = "COLLECTION", rig, "RENDER", SIZE, SIZE
     s.model, s.steps, s.random_count, s.device, s.depth_pass = "OPTIMIZE", 2, 2000, "cpu", True
     s.quality = False
-    prefs = _mod(addon, "preferences").get_prefs()
+    prefs = addon_module(addon, "preferences").get_prefs()
     prefs.python = sys.executable
     yield bpy, addon, rig
     prefs.python = ""
@@ -88,7 +83,7 @@ def _ray_cast_depth(bpy, view) -> np.ndarray:
 
 def test_depth_pass_matches_ray_casts_and_restores_the_scene(env, tmp_path):
     bpy, addon, rig = env
-    views_mod = _mod(addon, "views")
+    views_mod = addon_module(addon, "views")
     cams = sorted(rig.objects, key=lambda o: o.name)
     bpy.context.scene.compositing_node_group = None
     before = _state(bpy)
@@ -101,7 +96,7 @@ def test_depth_pass_matches_ray_casts_and_restores_the_scene(env, tmp_path):
         assert meta["frames"][i]["depth_file_path"] == f"depth/00{i}_Cam{i}.npy"
         got = np.load(tmp_path / "depth" / f"00{i}_Cam{i}.npy")
         assert got.shape == (SIZE, SIZE) and got.dtype == np.float32
-        want = _ray_cast_depth(bpy, _mod(addon, "cameras").camera_view(cam, SIZE, SIZE))
+        want = _ray_cast_depth(bpy, addon_module(addon, "cameras").camera_view(cam, SIZE, SIZE))
         both = (got > 0) & (want > 0)
         assert (want == 0).mean() > 0.05 and (want > 0).mean() > 0.3  # sky and surfaces in view
         # Cycles' one Z sample is jittered inside the pixel: at silhouettes it may see the other
@@ -114,7 +109,7 @@ def test_depth_pass_matches_ray_casts_and_restores_the_scene(env, tmp_path):
 def test_optimisation_only_starts_on_the_rendered_surfaces(env, monkeypatch):
     bpy, addon, _ = env
     kept = []
-    monkeypatch.setattr(_mod(addon, "splat_job"), "remove_tree", lambda p: kept.append(p))
+    monkeypatch.setattr(addon_module(addon, "splat_job"), "remove_tree", lambda p: kept.append(p))
     try:
         assert bpy.ops.resplat.reconstruct() == {"FINISHED"}
         tmp = Path(kept[0])
@@ -139,7 +134,7 @@ def test_optimisation_only_starts_on_the_rendered_surfaces(env, monkeypatch):
 
 def test_depth_pass_only_with_rendered_views(env):
     bpy, addon, _ = env
-    op = _mod(addon, "operators.reconstruct")
+    op = addon_module(addon, "operators.reconstruct")
     s = bpy.context.scene.resplat
     cmd = op.reconstruct_commands("py", s, "v.json", Path("/t"), "", "cpu")[0]
     assert cmd[cmd.index("--depth-init") + 1] == "2000" and "--random" not in cmd

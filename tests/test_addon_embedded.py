@@ -7,7 +7,6 @@ carries the embedded weights file when the runtime has one."""
 
 from __future__ import annotations
 
-import importlib
 import shutil
 import stat
 import subprocess
@@ -18,15 +17,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from addon_env import REPO, addon_env, clear_scene, zip_names
+from addon_env import REPO, addon_env, addon_module, clear_scene, zip_names
 from resplat.cli.main import build_parser
 from resplat.formats import write_splats
 from resplat.gaussians import Gaussians
 from resplat.views import save_image
-
-
-def _mod(addon, name):
-    return importlib.import_module(f"{addon.__name__}.{name}")
 
 
 @pytest.fixture()
@@ -62,7 +57,7 @@ def scene(tmp_path):
     s.cameras, s.collection, s.views, s.image_folder = "COLLECTION", rig, "FOLDER", str(tmp_path / "views")
     s.iterations, s.prune_opacity, s.steps, s.device, s.checkpoint, s.random_count = 6, 0.01, 8, "cpu", "", 123
     s.model_iterations, s.quality = False, False  # one command; its --iterations
-    prefs = _mod(addon, "preferences").get_prefs()
+    prefs = addon_module(addon, "preferences").get_prefs()
     prefs.python, prefs.checkpoint = str(fake), ""
     yield bpy, addon, tmp_path
     prefs.python = prefs.checkpoint = ""
@@ -105,7 +100,7 @@ def test_embedded_is_the_default_and_checkpoint_and_optimise_choices(scene):
     # Checkpoint File: the panel's file, else the preferences'
     ckpt = tmp_path / "model.safetensors"
     ckpt.write_bytes(b"stand-in")
-    prefs = _mod(addon, "preferences").get_prefs()
+    prefs = addon_module(addon, "preferences").get_prefs()
     s.model, prefs.checkpoint = "CHECKPOINT", str(ckpt)
     argv = _run(bpy, tmp_path)
     assert argv[argv.index("--checkpoint") + 1] == str(ckpt) and _options(argv)["checkpoint"] == ckpt
@@ -137,7 +132,7 @@ def test_checkpoint_choice_without_a_file_is_refused(scene):
 
 def test_command_lines_per_choice(scene):
     _, addon, tmp_path = scene
-    rec = _mod(addon, "operators.reconstruct")
+    rec = addon_module(addon, "operators.reconstruct")
     s = SimpleNamespace(model="EMBEDDED", model_iterations=False, iterations=0, steps=0, prune_opacity=0.0,
                         random_count=5, polish="OFF", polish_seconds=1.0, quality=False)
     cmd = rec.reconstruct_commands("py", s, "v.json", tmp_path, "", "auto")

@@ -10,7 +10,6 @@ process only: the add-on parses with the torch-free ``resplat.viewfiles``)."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import struct
 
@@ -19,16 +18,12 @@ import pytest
 import torch
 from PIL import Image
 
-from addon_env import addon_env, clear_scene
+from addon_env import addon_env, addon_module, clear_scene
 from resplat.cameras import Cameras
 from resplat.views import ColmapCamera, ColmapImage, load_image, read_views, write_colmap_model, write_transforms_json
 from resplat.views.colmap import rotmat_to_qvec
 
 W, H = 40, 30
-
-
-def _mod(addon, name):
-    return importlib.import_module(f"{addon.__name__}.{name}")
 
 
 def _clear(bpy):
@@ -90,7 +85,7 @@ def _colmap_project(root, cameras, n=4, binary=False, seed=0, cam_of=lambda i: 1
 
 def _import(bpy, addon, path):
     """Import through the operator's function (returns the warnings the operator reports)."""
-    coll, warnings = _mod(addon, "operators.import_cameras").import_cameras(bpy.context, str(path))
+    coll, warnings = addon_module(addon, "operators.import_cameras").import_cameras(bpy.context, str(path))
     return sorted(coll.objects, key=lambda o: o.name), warnings
 
 
@@ -101,7 +96,7 @@ def _snapshot(bpy):
 
 
 def _blender_views(addon, objects):
-    cams = _mod(addon, "cameras")
+    cams = addon_module(addon, "cameras")
     return [cams.camera_view(o, o["resplat_width"], o["resplat_height"]) for o in objects]
 
 
@@ -159,7 +154,7 @@ def test_transforms_json_round_trip_and_export(env, tmp_path):
     for i, ob in enumerate(objects):  # Blender's own projection (render resolution = the views' size)
         np.testing.assert_allclose(_project_blender(bpy, ob, pts), _project_runtime(ref, i, pts), atol=2e-3)
     # the add-on's own export writes the file's numbers back
-    cams = _mod(addon, "cameras")
+    cams = addon_module(addon, "cameras")
     out = tmp_path / "export" / "transforms.json"
     out.parent.mkdir()
     cams.write_transforms_json(out, _blender_views(addon, objects), paths)
@@ -208,7 +203,7 @@ def test_imported_cameras_feed_reconstruct_views(env, tmp_path):
     assert bpy.ops.import_scene.resplat_cameras(filepath=str(root)) == {"FINISHED"}
     s = bpy.context.scene.resplat
     assert (s.cameras, s.collection.name, s.views) == ("COLLECTION", "garden", "BACKGROUND")
-    views = _mod(addon, "views")
+    views = addon_module(addon, "views")
     cams = views.cameras_from(bpy.context, s.cameras, s.collection)
     (tmp_path / "job").mkdir()
     got = read_views(views.write_views(bpy.context, cams, s.views, tmp_path / "job"))
@@ -229,7 +224,7 @@ def test_distorted_photos_reach_the_runtime_undistorted_with_exact_intrinsics(en
     root = _colmap_project(tmp_path / "lens", [ColmapCamera(1, model, W, H, params)], n=3)
     assert bpy.ops.import_scene.resplat_cameras(filepath=str(root)) == {"FINISHED"}
     s = bpy.context.scene.resplat
-    views = _mod(addon, "views")
+    views = addon_module(addon, "views")
     cams = views.cameras_from(bpy.context, s.cameras, s.collection)
     (tmp_path / "job").mkdir()
     js = views.write_views(bpy.context, cams, s.views, tmp_path / "job")

@@ -9,7 +9,6 @@ Scene: a checker-textured emissive sphere and cube seen by 4 cameras in a collec
 
 from __future__ import annotations
 
-import importlib
 import os
 import stat
 import sys
@@ -18,15 +17,11 @@ import time
 import numpy as np
 import pytest
 
-from addon_env import (FakeOperator, addon_env, camera_ring, clear_scene, emission_checker, empty_cycles_scene, event,
-                       jobs_left, kept_job_folders)
+from addon_env import (FakeOperator, addon_env, addon_module, camera_ring, clear_scene, emission_checker,
+                       empty_cycles_scene, event, jobs_left, kept_job_folders)
 from resplat.formats import read_splat_arrays
 
 FIELDS = ("means", "quats", "log_scales", "logit_opacities", "sh")
-
-
-def _mod(addon, name):
-    return importlib.import_module(f"{addon.__name__}.{name}")
 
 
 @pytest.fixture()
@@ -45,7 +40,7 @@ def env():
     s.checkpoint, s.steps, s.random_count, s.iterations, s.device = "", 4, 300, 1, "cpu"
     s.model = "OPTIMIZE"  # runs without model weights (the embedded choice: test_addon_embedded.py)
     s.model_iterations, s.quality, s.polish = False, False, "OFF"  # quality: test_addon_views_job.py
-    prefs = _mod(addon, "preferences").get_prefs()
+    prefs = addon_module(addon, "preferences").get_prefs()
     prefs.python, prefs.checkpoint = sys.executable, ""
     yield bpy, addon
     prefs.python = ""
@@ -53,7 +48,7 @@ def env():
 
 
 def _arrays(addon, ob):
-    return _mod(addon, "splats.pointcloud").read_arrays(ob)
+    return addon_module(addon, "splats.pointcloud").read_arrays(ob)
 
 
 def _assert_same(a, b):
@@ -106,7 +101,7 @@ def test_reconstruct_with_tiny_checkpoint(env, keep_tmp, tmp_path):
     s = bpy.context.scene.resplat
     s.model, s.checkpoint, s.steps = "CHECKPOINT", str(tmp_path / "tiny.safetensors"), 0
     s.model_iterations = True  # "Model Default": the checkpoint preset's own default_iterations
-    job = _mod(addon, "operators.reconstruct").make_job(bpy.context)
+    job = addon_module(addon, "operators.reconstruct").make_job(bpy.context)
     job.run_to_end()
     assert job.error == "" and "--iterations" not in job.job.commands[0]
     from resplat.model.config import get_config
@@ -121,10 +116,10 @@ def test_reconstruct_with_tiny_checkpoint(env, keep_tmp, tmp_path):
 def test_cancel_mid_run_leaves_nothing(env):
     """Drives the operators' modal body (jobs.modal_step) with timer events, then Esc."""
     bpy, addon = env
-    jobs_mod = _mod(addon, "jobs")
+    jobs_mod = addon_module(addon, "jobs")
     bpy.context.scene.resplat.steps = 100000
     before, jobs = _snapshot(bpy), jobs_left()
-    job, op = _mod(addon, "operators.reconstruct").make_job(bpy.context), FakeOperator()
+    job, op = addon_module(addon, "operators.reconstruct").make_job(bpy.context), FakeOperator()
     end = time.monotonic() + 60
     while job.preview is None and time.monotonic() < end:
         assert jobs_mod.modal_step(op, bpy.context, event("TIMER"), job) == {"RUNNING_MODAL"}
@@ -154,7 +149,7 @@ def _refused(bpy, match, op="reconstruct"):
 def test_bad_inputs_change_nothing(env, tmp_path):
     bpy, addon = env
     s = bpy.context.scene.resplat
-    prefs = _mod(addon, "preferences").get_prefs()
+    prefs = addon_module(addon, "preferences").get_prefs()
     # no cameras
     s.cameras = "SELECTED"
     for o in bpy.context.view_layer.objects:
@@ -197,14 +192,14 @@ def test_runtime_killed_mid_job(env):
     bpy, addon = env
     bpy.context.scene.resplat.steps = 100000
     before, jobs = _snapshot(bpy), jobs_left()
-    job = _mod(addon, "operators.reconstruct").make_job(bpy.context)
+    job = addon_module(addon, "operators.reconstruct").make_job(bpy.context)
     end = time.monotonic() + 60
     while job.preview is None and time.monotonic() < end:
         job.tick()
         time.sleep(0.05)
     job.job._proc.kill()
     op, end = FakeOperator(), time.monotonic() + 30
-    while (res := _mod(addon, "jobs").modal_step(op, bpy.context, event("TIMER"), job)) == {"RUNNING_MODAL"}:
+    while (res := addon_module(addon, "jobs").modal_step(op, bpy.context, event("TIMER"), job)) == {"RUNNING_MODAL"}:
         assert time.monotonic() < end
         time.sleep(0.05)
     assert res == {"CANCELLED"} and op.reports == [("ERROR", job.error)]
@@ -219,7 +214,7 @@ def test_refine_updates_object_in_place(env, keep_tmp, train_ply):
     ob.location = (0.2, -0.1, 0.0)
     bpy.context.view_layer.update()
     data_before = ob.data
-    baked = _mod(addon, "splats.transform").bake_transform(_arrays(addon, ob), np.array(ob.matrix_world, dtype=np.float64))
+    baked = addon_module(addon, "splats.transform").bake_transform(_arrays(addon, ob), np.array(ob.matrix_world, dtype=np.float64))
     for o in bpy.data.objects:
         o.select_set(o.type == "CAMERA" or o == ob)
     bpy.context.scene.resplat.steps = 2

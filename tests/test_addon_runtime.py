@@ -4,7 +4,6 @@ failure paths with a fake interpreter (no network: pip is never really run)."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import stat
@@ -14,17 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from addon_env import addon_env
+from addon_env import addon_env, addon_module
 
 
 @pytest.fixture()
 def env():
     bpy, addon, _ = addon_env()
     return bpy, addon
-
-
-def _mod(addon, name):
-    return importlib.import_module(f"{addon.__name__}.{name}")
 
 
 def _script(path: Path, body: str) -> str:
@@ -35,7 +30,7 @@ def _script(path: Path, body: str) -> str:
 
 def test_preferences_and_check_runtime(env, tmp_path):
     bpy, addon = env
-    prefs_mod = _mod(addon, "preferences")
+    prefs_mod = addon_module(addon, "preferences")
     prefs = prefs_mod.get_prefs()
     assert prefs_mod.ADDON_ID == "bl_ext.user_default.resplat" and prefs.device == "auto"
     # The default, not the current value: other test modules share this Blender session's scene.
@@ -84,7 +79,7 @@ def test_preferences_and_check_runtime(env, tmp_path):
 
 
 def test_install_commands(env, tmp_path):
-    rp = _mod(env[1], "runtime_process")
+    rp = addon_module(env[1], "runtime_process")
     venv = tmp_path / "venv"
     cmds = rp.install_commands("/blender/python", venv, "/ext/runtime", "CUDA")
     py = str(venv / "bin" / "python")
@@ -105,7 +100,7 @@ def test_pth_step_makes_the_bundled_runtime_importable(env, tmp_path):
     importable (as the bundled ``runtime/`` folder holding ``resplat`` does)."""
     import subprocess
 
-    rp = _mod(env[1], "runtime_process")
+    rp = addon_module(env[1], "runtime_process")
     pkg = tmp_path / "runtime" / "probe_pkg"
     pkg.mkdir(parents=True)
     (pkg / "__init__.py").write_text("VALUE = 42\n")
@@ -126,7 +121,7 @@ def _fake_base(tmp_path: Path, pip_body: str) -> str:
 
 def test_install_cancel_kills_pip_and_removes_the_venv(env, tmp_path):
     bpy, addon = env
-    inst = _mod(addon, "operators.install_runtime")
+    inst = addon_module(addon, "operators.install_runtime")
     base = _fake_base(tmp_path, f'echo $$ > "{tmp_path}/pid"\nwhile true; do echo "Collecting torch"; sleep 0.05; done\n')
     ctl = inst.InstallController(bpy.context, base, str(tmp_path / "venv"), "CPU")
     ctl.start()
@@ -145,7 +140,7 @@ def test_install_cancel_kills_pip_and_removes_the_venv(env, tmp_path):
 
 def test_install_failure_and_success(env, tmp_path):
     bpy, addon = env
-    inst = _mod(addon, "operators.install_runtime")
+    inst = addon_module(addon, "operators.install_runtime")
     base = _fake_base(tmp_path, 'echo "Collecting torch"\necho "ERROR: No matching distribution found for torch" >&2\nexit 1\n')
     ctl = inst.InstallController(bpy.context, base, str(tmp_path / "venv"), "CPU")
     ctl.start()

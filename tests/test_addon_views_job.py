@@ -8,25 +8,19 @@ opaque red ball of splats) in front of the cube that the views must not show."""
 from __future__ import annotations
 
 import glob
-import importlib
 import math
 import sys
-import time
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from addon_env import (FakeOperator, addon_env, camera_ring, clear_scene, emission_checker, empty_cycles_scene, event,
-                       jobs_left, kept_job_folders)
+from addon_env import (FakeOperator, addon_env, addon_module, camera_ring, clear_scene, emission_checker,
+                       empty_cycles_scene, event, jobs_left, kept_job_folders, run_modal)
 from resplat import defaults
 from resplat.formats import SplatArrays
 
 SIZE = 32
-
-
-def _mod(addon, name):
-    return importlib.import_module(f"{addon.__name__}.{name}")
 
 
 def _ball(n=400, seed=0):
@@ -47,13 +41,13 @@ def env():
     bpy.ops.mesh.primitive_cube_add(size=1.2, location=(0, 0, 0))
     bpy.context.active_object.data.materials.append(mat)
     rig = camera_ring(bpy, scene, 3, 3.0, 1.0)
-    splat = _mod(addon, "splats.pointcloud").build_object(bpy.context, _ball(), "Splats")
+    splat = addon_module(addon, "splats.pointcloud").build_object(bpy.context, _ball(), "Splats")
     bpy.context.view_layer.update()
     s = scene.resplat
     s.cameras, s.collection, s.views, s.width, s.height = "COLLECTION", rig, "RENDER", SIZE, SIZE
     s.model, s.steps, s.random_count, s.device, s.quality, s.polish = "OPTIMIZE", 2, 200, "cpu", False, "OFF"
     s.depth_pass = False
-    prefs = _mod(addon, "preferences").get_prefs()
+    prefs = addon_module(addon, "preferences").get_prefs()
     prefs.python = sys.executable
     yield bpy, addon, rig, splat
     prefs.python = ""
@@ -84,9 +78,9 @@ def _scene_state(bpy):
 
 def test_views_never_show_splat_objects(env, tmp_path, monkeypatch):
     bpy, addon, rig, splat = env
-    views = _mod(addon, "views")
+    views = addon_module(addon, "views")
     cams = sorted(rig.objects, key=lambda o: o.name)
-    hidden = _mod(addon, "splats.pointcloud").build_object(bpy.context, _ball(seed=1), "Hidden")
+    hidden = addon_module(addon, "splats.pointcloud").build_object(bpy.context, _ball(seed=1), "Hidden")
     hidden.hide_render, splat.hide_select = True, True  # flags of every kind come back as they were
     before = _scene_state(bpy)
     views.write_views(bpy.context, cams, "RENDER", tmp_path / "with", SIZE, SIZE)
@@ -97,7 +91,7 @@ def test_views_never_show_splat_objects(env, tmp_path, monkeypatch):
     with_splats, without = _pixels(tmp_path / "with"), _pixels(tmp_path / "without")
     assert len(with_splats) == 3 and all(np.array_equal(a, b) for a, b in zip(with_splats, without))
     # the check can fail: with the hiding switched off the splat ball is in every view
-    ball = _mod(addon, "splats.pointcloud").build_object(bpy.context, _ball(), "Ball")
+    ball = addon_module(addon, "splats.pointcloud").build_object(bpy.context, _ball(), "Ball")
     monkeypatch.setattr(views, "is_splat_object", lambda ob: False)
     views.write_views(bpy.context, cams, "RENDER", tmp_path / "leak", SIZE, SIZE)
     leak = _pixels(tmp_path / "leak")
@@ -108,7 +102,7 @@ def test_views_never_show_splat_objects(env, tmp_path, monkeypatch):
 
 def test_render_error_restores_the_scene(env, tmp_path, monkeypatch):
     bpy, addon, rig, splat = env
-    views = _mod(addon, "views")
+    views = addon_module(addon, "views")
     cams = sorted(rig.objects, key=lambda o: o.name)
     calls = []
 
@@ -132,7 +126,7 @@ def test_render_error_restores_the_scene(env, tmp_path, monkeypatch):
 @pytest.mark.parametrize("op_name", ["reconstruct", "refine"])
 def test_views_render_one_per_tick_and_esc_restores_everything(env, op_name):
     bpy, addon, rig, splat = env
-    jobs = _mod(addon, "jobs")
+    jobs = addon_module(addon, "jobs")
     s = bpy.context.scene.resplat
     s.depth_pass = op_name == "reconstruct"  # the compositor is swapped too
     if op_name == "refine":
@@ -140,7 +134,7 @@ def test_views_render_one_per_tick_and_esc_restores_everything(env, op_name):
             o.select_set(o.type == "CAMERA" or o == splat)
         bpy.context.view_layer.objects.active = splat
     before, left = _scene_state(bpy), jobs_left()
-    job = _mod(addon, f"operators.{op_name}").make_job(bpy.context)
+    job = addon_module(addon, f"operators.{op_name}").make_job(bpy.context)
     # invoke() returns at once: nothing rendered, nothing changed, the runtime not started
     assert job.job is None and not glob.glob(str(job.tmp / "*.png")) and _scene_state(bpy) == before
     assert job.status == "rendering view 1/3 (Cam0)" and job.fraction == 0
@@ -163,16 +157,12 @@ def test_modal_job_runs_views_then_runtime_with_quality(env):
     """Ticks until the end: the views, then the runtime, then ``resplat eval``, whose mean PSNR
     and SSIM at the input views equal ours computed from the job's own files."""
     bpy, addon, rig, splat = env
-    jobs, sj = _mod(addon, "jobs"), _mod(addon, "splat_job")
+    sj = addon_module(addon, "splat_job")
     s = bpy.context.scene.resplat
     s.quality = True
     with kept_job_folders(addon) as kept:
-        job, op, statuses = _mod(addon, "operators.reconstruct").make_job(bpy.context), FakeOperator(), []
-        end = time.monotonic() + 120
-        while (res := jobs.modal_step(op, bpy.context, event("TIMER"), job)) == {"RUNNING_MODAL"}:
-            statuses.append(job.status)
-            assert time.monotonic() < end
-            time.sleep(0.02)
+        job = addon_module(addon, "operators.reconstruct").make_job(bpy.context)
+        res, op, statuses = run_modal(addon, bpy.context, job)
         assert res == {"FINISHED"}, op.reports
         assert statuses[:3] == ["rendering view 2/3 (Cam1)", "rendering view 3/3 (Cam2)", "writing transforms.json"]
         assert statuses[3] == "starting the runtime" and "eval 3/3" in statuses
@@ -208,18 +198,14 @@ def test_heldout_camera_is_measured_not_fitted(env):
     ground truth, and its PSNR (ours: numpy on the result rendered at Cam1 against the saved
     ground-truth PNG) is reported apart from the input views', on the object and in the panel."""
     bpy, addon, rig, splat = env
-    jobs, sj, panel = _mod(addon, "jobs"), _mod(addon, "splat_job"), _mod(addon, "panel")
+    sj, panel = addon_module(addon, "splat_job"), addon_module(addon, "panel")
     s = bpy.context.scene.resplat
     s.quality = True
     bpy.data.objects["Cam1"].resplat_held_out = True
     with kept_job_folders(addon) as kept:
-        job, op, statuses = _mod(addon, "operators.reconstruct").make_job(bpy.context), FakeOperator(), []
+        job = addon_module(addon, "operators.reconstruct").make_job(bpy.context)
         assert [c.name for c in job.cameras] == ["Cam0", "Cam2"] and [c.name for c in job.heldout] == ["Cam1"]
-        end = time.monotonic() + 120
-        while (res := jobs.modal_step(op, bpy.context, event("TIMER"), job)) == {"RUNNING_MODAL"}:
-            statuses.append(job.status)
-            assert time.monotonic() < end
-            time.sleep(0.02)
+        res, op, statuses = run_modal(addon, bpy.context, job)
         assert res == {"FINISHED"}, op.reports
         assert statuses[:2] == ["rendering view 2/3 (Cam2)", "rendering view 3/3 (Cam1, held out)"]
         tmp = kept[0]
@@ -290,7 +276,7 @@ def test_camera_list_and_held_out_errors(env):
     every camera held out is refused naming where the cameras are, and changes nothing; with the
     Quality Readout off a held-out camera is neither fitted nor rendered."""
     bpy, addon, rig, splat = env
-    panel = _mod(addon, "panel")
+    panel = addon_module(addon, "panel")
     s = bpy.context.scene.resplat
     bpy.data.objects.new("Elsewhere", bpy.data.cameras.new("Elsewhere"))  # a camera outside the rig
     ul = SimpleNamespace(filter_name="", bitflag_filter_item=1 << 30)
@@ -315,7 +301,7 @@ def test_camera_list_and_held_out_errors(env):
     s.quality = False
     for c in rig.objects:
         c.resplat_held_out = c.name == "Cam1"
-    job = _mod(addon, "operators.reconstruct").make_job(bpy.context)
+    job = addon_module(addon, "operators.reconstruct").make_job(bpy.context)
     try:
         assert job.views.renderer.cameras == [bpy.data.objects["Cam0"], bpy.data.objects["Cam2"]]
         assert job.views.heldout_names == {}
@@ -336,7 +322,7 @@ def test_defaults_come_from_the_runtime(env):
     assert (rnd.default, rnd.hard_max) == (defaults.RANDOM_COUNT, defaults.MAX_RANDOM_COUNT)
     assert props["model_iterations"].default is True
     assert [i.identifier for i in props["polish"].enum_items] == ["OFF", "30", "120", "CUSTOM"]
-    assert _mod(addon, "settings").FALLBACK_STEPS == defaults.OPTIMIZE_ONLY_STEPS
+    assert addon_module(addon, "settings").FALLBACK_STEPS == defaults.OPTIMIZE_ONLY_STEPS
     from resplat.cli.main import build_parser
 
     p = build_parser()
@@ -355,7 +341,7 @@ def _settings(**kw):
 
 def test_command_lines_of_iterations_polish_and_quality(env, tmp_path):
     _, addon, *_ = env
-    rec = _mod(addon, "operators.reconstruct")
+    rec = addon_module(addon, "operators.reconstruct")
 
     def cmd(**kw):
         return rec.reconstruct_commands("py", _settings(**kw), "v.json", tmp_path, "", "auto")
@@ -375,7 +361,7 @@ def test_command_lines_of_iterations_polish_and_quality(env, tmp_path):
     both = cmd(quality=True)
     assert len(both) == 2 and both[1] == ["py", "-m", "resplat", "eval", str(tmp_path / "reconstructed.ply"), "v.json",
                                           "--device", "auto", "--progress", "jsonl"]
-    ref = _mod(addon, "operators.refine").RefineJob.commands
+    ref = addon_module(addon, "operators.refine").RefineJob.commands
     job = SimpleNamespace(settings=_settings(polish="30", steps=7), python="py", device="cpu")
     refine = ref(job, tmp_path, tmp_path / "transforms.json", tmp_path / "quality.json")
     assert len(refine) == 1 and opt(refine[0], "--seconds") == "30" and opt(refine[0], "--steps") == "7"
