@@ -67,13 +67,32 @@ def rel(a, b):
     return float((a - b).norm() / b.norm().clamp_min(1e-30))
 
 
-@pytest.mark.parametrize("sh_degree,size,antialiased,chunk,tile", [
-    (0, (42, 30), True, 32, 8), (1, (63, 47), True, 3, 16), (2, (42, 30), False, 4, 8), (3, (63, 47), True, 32, 16)])
-def test_images_and_gradients_match_reference(sh_degree, size, antialiased, chunk, tile, monkeypatch):
+def _kept_batches(out) -> list[bool]:
+    """Per batch of the render's compositor: whether its forward intermediates were kept for the
+    backward (else the backward recomputes them)."""
+    todo, seen = [out.rgb.grad_fn], set()
+    while todo:
+        node = todo.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if type(node).__name__ == "CompositeTilesBackward":
+            return [kept is not None for *_, kept in node.batches]
+        todo += [n for n, _ in node.next_functions]
+    raise AssertionError("no compositor in the graph")
+
+
+@pytest.mark.parametrize("sh_degree,size,antialiased,chunk,tile,save_bytes", [
+    (0, (42, 30), True, 32, 8, None), (1, (63, 47), True, 3, 16, 0), (2, (42, 30), False, 4, 8, 500_000),
+    (3, (63, 47), True, 32, 16, None)])
+def test_images_and_gradients_match_reference(sh_degree, size, antialiased, chunk, tile, save_bytes, monkeypatch):
     # Small chunks split each tile's list into many rounds, so pixels stop mid-list and the
     # carried transmittance, the stop flag and the backward's running sums cross chunk borders.
+    # save_bytes: the backward recomputes every batch (0) or those past the budget (500 kB).
     monkeypatch.setattr(composite, "CHUNK", chunk)
     monkeypatch.setattr(torch_backend, "TILE_SIZE", tile)  # sizes not multiples of the tile
+    if save_bytes is not None:
+        monkeypatch.setattr(composite, "SAVE_BYTES", save_bytes)
     W, H = size
     gs, cams = make_scene(160, sh_degree, seed=sh_degree, width=W, height=H)
     bg = torch.tensor([[0.2, 0.5, 0.9], [0.7, 0.1, 0.3]], dtype=torch.float64)
@@ -81,6 +100,9 @@ def test_images_and_gradients_match_reference(sh_degree, size, antialiased, chun
     w2c = cams.w2c.clone().requires_grad_()
     cams = Cameras(w2c, cams.K, W, H)
     out = render(gt, cams, background=bg, backend="torch", antialiased=antialiased)
+    kept = _kept_batches(out)
+    assert len(kept) > 1 and (all(kept) if save_bytes is None else not any(kept) if save_bytes == 0
+                              else kept[0] and not all(kept))
     ref = run_reference(gt, cams, bg, sh_degree, antialiased=antialiased)
     for name, a, b in zip(("rgb", "alpha", "depth"), (out.rgb, out.alpha, out.depth), ref):
         assert a.shape == b.shape
@@ -210,3 +232,42 @@ def test_empty_and_fully_culled_scenes_show_the_background():
         assert out.rgb.shape == (1, 3, 12, 16) and out.alpha.shape == out.depth.shape == (1, 1, 12, 16)
         assert torch.equal(out.rgb, bg[None, :, None, None].expand(1, 3, 12, 16))
         assert float(out.alpha.abs().max()) == 0.0 and float(out.depth.abs().max()) == 0.0
+
+
+@pytest.mark.parametrize("tile", [8, 16])
+def test_tile_bins_hold_exactly_the_pairs_that_reach_alpha_floor(tile):
+    """bin_gaussians with conics: every (tile, Gaussian) pair whose alpha reaches 1/255 at some
+    pixel centre of the tile is listed, in depth order, and no pair whose alpha stays below
+    1/255 by more than the binning's rounding margin (1e-3 in sigma) is (brute force over every
+    pixel centre; anisotropic, rotated Gaussians whose boxes overlap many unreached tiles)."""
+    from resplat.render.projection import project_gaussians
+    from resplat.render.tiles import bin_gaussians
+
+    W, H = 63, 47
+    gs, cams = make_scene(160, 0, seed=5, width=W, height=H)
+    cams = cams[0]
+    proj = project_gaussians(gs.means, gs.covariances(), gs.opacities, cams.w2c, cams.K, W, H,
+                             near=0.01, far=1e10, eps2d=0.3, antialiased=True)
+    vi, gi = torch.nonzero(proj.valid, as_tuple=True)
+    m, con, z = proj.means2d[vi, gi], proj.conics[vi, gi], proj.depths[vi, gi]
+    op = gs.opacities[gi] * proj.compensations[vi, gi]
+    bins = bin_gaussians(m, proj.radii[vi, gi], z, vi, 1, W, H, tile, conics=con, opacities=op)
+    tx_n, ty_n = bins.tiles_x, bins.tiles_y
+    px = torch.arange(tx_n * tile, dtype=torch.float64) + 0.5
+    py = torch.arange(ty_n * tile, dtype=torch.float64) + 0.5
+    dx, dy = m[:, 0, None, None] - px[None, None, :], m[:, 1, None, None] - py[None, :, None]  # [P, Hp, Wp]
+    a, b, c = (t[:, None, None] for t in con.unbind(-1))
+    sigma = 0.5 * a * dx * dx + b * dx * dy + 0.5 * c * dy * dy
+    tile_min = sigma.reshape(len(m), ty_n, tile, tx_n, tile).amin((2, 4)).reshape(len(m), -1)  # [P, tiles]
+    excess = tile_min - torch.log(op * 255.0)[:, None]  # <= 0: alpha >= 1/255 somewhere in the tile
+    n_reached = 0
+    for t in range(tx_n * ty_n):
+        listed = bins.flatten_ids[bins.tile_offsets[t]:bins.tile_offsets[t + 1]]
+        reached = torch.nonzero(excess[:, t] <= 0).squeeze(1)
+        n_reached += len(reached)
+        assert set(reached.tolist()) <= set(listed.tolist()), t
+        assert bool((excess[listed, t] <= 1e-3 + 1e-9).all()), t
+        assert bool((z[listed][1:] >= z[listed][:-1]).all())  # front to back
+    boxes = int(((proj.radii[vi, gi] > 0).all(-1)).sum())
+    assert n_reached > 2 * boxes  # many pairs checked; far fewer listed than the boxes would give:
+    assert len(bins.flatten_ids) < 0.9 * len(bin_gaussians(m, proj.radii[vi, gi], z, vi, 1, W, H, tile).flatten_ids)
