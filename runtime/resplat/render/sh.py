@@ -67,5 +67,5 @@ def sh_to_colors(degree: int, dirs: Tensor, sh: Tensor) -> Tensor:
     if degree > 0:
         dirs = dirs / dirs.norm(dim=-1, keepdim=True)
     basis = sh_basis(degree, dirs)  # [M, k]
-    colors = torch.einsum("mk,mkc->mc", basis, sh[:, :k])
+    colors = (basis[:, :, None] * sh[:, :k]).sum(1)  # (einsum here is a bmm of M 1xk @ kx3: slower on the CPU)
     return (colors + 0.5).clamp_min(0.0)

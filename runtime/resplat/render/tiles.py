@@ -79,41 +79,43 @@ def bin_gaussians(
         counts = nx * (y1 - y0).clamp_min(0)
         total = int(counts.sum())
         owner = torch.repeat_interleave(torch.arange(len(order), device=device), counts, output_size=total)
+        # per-Gaussian integers gathered once per (Gaussian, tile) candidate: first candidate, nx, x0, y0, view
         first = torch.cumsum(counts, 0) - counts
-        local = torch.arange(total, device=device) - first[owner]
-        nxo = nx[owner]
-        tile = (view_ids[order][owner] * ty_n + y0[owner] + local // nxo) * tx_n + x0[owner] + local % nxo
+        ints = torch.stack([first, nx, x0, y0, view_ids[order]], 1)[owner]
+        local = torch.arange(total, device=device) - ints[:, 0]
+        dy = torch.div(local, ints[:, 1], rounding_mode="floor")
+        tx, ty = ints[:, 2] + local - dy * ints[:, 1], ints[:, 3] + dy
+        tile = (ints[:, 4] * ty_n + ty) * tx_n + tx
         if conics is not None:
-            tx = x0[owner] + local % nxo
-            ty = y0[owner] + local // nxo
-            keep = _reaches_tile(means2d.detach()[order][owner], conics.detach()[order][owner],
-                                 opacities.detach()[order][owner], tx, ty, tile_size)
+            c = conics.detach()[order]
+            limit = torch.log(opacities.detach()[order].clamp_min(1e-30) * 255.0) + 1e-3  # margin for rounding
+            keep = _reaches_tile(torch.cat([m, c, limit[:, None]], 1)[owner], tx, ty, tile_size)
             owner, tile = owner[keep], tile[keep]
-        tile, perm = torch.sort(tile, stable=True)
+        # int32 keys (tile ids < 2^31) sort ~3x faster than int64 on the CPU; stable keeps depth order
+        tile, perm = torch.sort(tile.to(torch.int32) if n_tiles < 2**31 else tile, stable=True)
         flatten_ids = order[owner[perm]]
         tile_offsets = torch.zeros(n_tiles + 1, dtype=torch.long, device=device)
         tile_offsets[1:] = torch.cumsum(torch.bincount(tile, minlength=n_tiles), 0)
     return TileBins(flatten_ids, tile_offsets, tx_n, ty_n, tile_size)
 
 
-def _reaches_tile(means2d: Tensor, conics: Tensor, opacities: Tensor, tx: Tensor, ty: Tensor, s: int) -> Tensor:
-    """[M] bool: min over the tile's pixel-centre rectangle of sigma(d) = 0.5 a dx^2 + b dx dy +
-    0.5 c dy^2 is at most ln(255 opacity) (i.e. some pixel may reach alpha >= 1/255). The minimum
-    of the convex quadratic over a box is 0 inside it, else on one of its four edges, where the
-    1D minimiser is clamped to the edge."""
-    lo_x, lo_y = tx.to(means2d.dtype) * s + 0.5, ty.to(means2d.dtype) * s + 0.5
+def _reaches_tile(g: Tensor, tx: Tensor, ty: Tensor, s: int) -> Tensor:
+    """[M] bool: whether the Gaussian of each candidate may reach alpha >= 1/255 at a pixel centre
+    of its tile (tx, ty). ``g`` [M, 6]: the mean (x, y) px, the conic (a, b, c) and the limit
+    ln(255 opacity) + margin. True where min over the tile's pixel-centre rectangle of
+    sigma(d) = 0.5 a dx^2 + b dx dy + 0.5 c dy^2 is at most the limit. The minimum of the convex
+    quadratic over a box is 0 when the mean is inside, else it lies on an edge facing the mean
+    (on an edge facing away, the gradient points into the box, so the mean would not be the
+    minimum): the x-edge nearest the mean and the y-edge nearest the mean are evaluated, each
+    with the 1D minimiser clamped to the edge."""
+    mx, my, a, b, c, limit = g.unbind(1)
+    lo_x, lo_y = tx.to(g.dtype) * s + 0.5, ty.to(g.dtype) * s + 0.5
     hi_x, hi_y = lo_x + (s - 1), lo_y + (s - 1)
-    mx, my = means2d[:, 0], means2d[:, 1]
-    a, b, c = conics.unbind(-1)
-    limit = torch.log(opacities.clamp_min(1e-30) * 255.0) + 1e-3  # margin for rounding
     inside = (mx >= lo_x) & (mx <= hi_x) & (my >= lo_y) & (my <= hi_y)
-    best = torch.full_like(mx, float("inf"))
-    for px, fixed_is_x in ((lo_x, True), (hi_x, True), (lo_y, False), (hi_y, False)):
-        if fixed_is_x:  # edge x = px: dx fixed, dy free in [my - hi_y, my - lo_y]
-            dx = mx - px
-            dy = (-b * dx / c).clamp(my - hi_y, my - lo_y)
-        else:
-            dy = my - px
-            dx = (-b * dy / a).clamp(mx - hi_x, mx - lo_x)
-        best = torch.minimum(best, 0.5 * a * dx * dx + b * dx * dy + 0.5 * c * dy * dy)
+    dx = mx - torch.where(mx < lo_x, lo_x, hi_x)  # edge x = lo_x or hi_x: dx fixed, dy free in [my - hi_y, my - lo_y]
+    dy = (-b * dx / c).clamp(my - hi_y, my - lo_y)
+    best = 0.5 * a * dx * dx + b * dx * dy + 0.5 * c * dy * dy
+    dy = my - torch.where(my < lo_y, lo_y, hi_y)
+    dx = (-b * dy / a).clamp(mx - hi_x, mx - lo_x)
+    best = torch.minimum(best, 0.5 * a * dx * dx + b * dx * dy + 0.5 * c * dy * dy)
     return inside | (best <= limit)
