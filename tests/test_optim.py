@@ -206,3 +206,28 @@ def test_input_errors(small):
         random_init(train, 10, min_views=7)
     with pytest.raises(ResplatError, match="OptimConfig.opacity_lr"):
         OptimConfig(opacity_lr=-1.0)
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+def test_training_ssim_equals_the_metric_with_same_padding(dtype, tol):
+    """The loss's separable, fused SSIM (optim.loop.ssim_same) against metrics.ssim(padding="same")
+    (2D 11x11 windows, one convolution per statistic): values and gradients, on a rendered view
+    with a dark border and on noise, single and batched."""
+    from resplat.metrics import ssim
+    from resplat.optim.loop import ssim_same, training_loss
+
+    _, _, images, _, _ = scene()
+    g = torch.Generator().manual_seed(3)
+    pred = (images[:2] + 0.1 * torch.randn(images[:2].shape, generator=g)).clamp(0, 1).to(dtype).requires_grad_()
+    target = torch.rand(images[:2].shape, generator=g, dtype=dtype).mul(0.5).add(images[:2].to(dtype)).clamp(0, 1)
+    ours, ref = ssim_same(pred, target), ssim(pred, target, padding="same")
+    assert ours.shape == (2,) and 0.05 < float(ref.detach().min()) < 0.95
+    assert torch.allclose(ours, ref, rtol=0, atol=tol)
+    assert torch.allclose(ssim_same(pred[1], target[1]), ref[1], rtol=0, atol=tol)
+    weights = torch.tensor([0.3, 1.7], dtype=dtype)
+    (g_ours,) = torch.autograd.grad((ours * weights).sum(), pred)
+    (g_ref,) = torch.autograd.grad((ref * weights).sum(), pred)
+    assert float((g_ours - g_ref).abs().max() / g_ref.abs().max()) < tol * 10
+    loss = training_loss(pred[0], target[0])
+    want = 0.8 * (pred[0] - target[0]).abs().mean() + 0.2 * (1 - ref[0])
+    assert abs(float(loss.detach()) - float(want.detach())) < tol
