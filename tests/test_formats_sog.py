@@ -164,6 +164,7 @@ def test_version_3_and_unknown_versions_are_refused(tmp_path):
         with pytest.raises(SplatFileError, match=f"unsupported SOG version {version!r}") as e:
             read_splat_arrays(path)
         assert str(path) in str(e.value)
+        assert ("re-export the scene as version 2" in str(e.value)) == (version == 3)
 
 
 def test_version_1_palette_width_gives_the_bands(tmp_path):

@@ -30,9 +30,11 @@ scales), ``sh0`` RGB (DC) and A (the opacity *logit*, not sigmoid * 255), ``shN`
 3.7.0 ``src/lib/readers/read-sog-v1.ts`` (which mirrors PlayCanvas's engine,
 ``src/scene/gsplat/gsplat-sog-data.js``). Version 2 is the layout above; our writer writes it,
 the version splat-transform 3.7.0 writes and reads. PlayCanvas's site now calls version 3
-"current" (the version 2 page: "version 2 is still read by all PlayCanvas tools"), but no
-version 3 description or reader was available to check against (splat-transform 3.7.0 refuses
-it too), so version 3 is refused with a message saying so.
+"current" (the version 2 page: "version 2 is still read by all PlayCanvas tools and can be
+written for viewers that predate version 3"), but its layout is published nowhere we could find:
+the stored SOG pages still describe version 2, and splat-transform up to 3.10.2 and the engine up
+to 2.23.3 read only versions 1 and 2 (docs/formats.md, "Version 3: what was searched"). So
+version 3 is refused, naming version 2 as the way round, rather than read by a guess.
 
 Our writer picks each 256-entry codebook by 1D k-means (quantiles, then Lloyd steps) and, for
 SH, stores every splat's own coefficients as its palette entry when there are at most 65,536
@@ -352,7 +354,8 @@ def read_sog(path: str | os.PathLike) -> SplatArrays:
     elif version == VERSION:
         n = meta.get("count")
     else:
-        later = "; version 3 has no description here to read it by" if version == 3 else ""
+        later = ("; version 3's layout is not published, so re-export the scene as version 2, which "
+                 "PlayCanvas's tools still write") if version == 3 else ""
         raise SplatFileError(path, f"unsupported SOG version {version!r} (readable: 1, i.e. no version field, "
                                    f"and {VERSION}{later})")
     what = "count" if version else "means.shape[0]"
