@@ -231,3 +231,24 @@ def test_training_ssim_equals_the_metric_with_same_padding(dtype, tol):
     loss = training_loss(pred[0], target[0])
     want = 0.8 * (pred[0] - target[0]).abs().mean() + 0.2 * (1 - ref[0])
     assert abs(float(loss.detach()) - float(want.detach())) < tol
+
+
+def test_nn_scales_equal_all_pairs_with_duplicates_and_clusters():
+    """nn_scales (a local kNN search) against the all-pairs definition: the mean squared
+    distance to the 3 nearest other points, clamped at 1e-7, on clustered points at scales
+    from 1e-4 to 10 m with exact duplicates and a collinear run."""
+    from resplat.optim import nn_scales
+
+    g = torch.Generator().manual_seed(4)
+    pts = torch.cat([torch.randn(300, 3, generator=g) * 1e-4, torch.randn(400, 3, generator=g) * 10,
+                     torch.rand(300, 3, generator=g) + 5])
+    pts = torch.cat([pts, pts[:20], torch.linspace(0, 1, 30)[:, None] * torch.tensor([[1.0, 2.0, 3.0]])])
+    d2 = torch.cdist(pts.double(), pts.double()).square()
+    d2.fill_diagonal_(float("inf"))
+    want = d2.topk(3, dim=1, largest=False).values.mean(1).clamp(min=1e-7).sqrt()
+    got = nn_scales(pts)
+    assert got.dtype == torch.float32 and got.shape == (len(pts),)
+    torch.testing.assert_close(got.double(), want, rtol=1e-6, atol=0)
+    assert float(got[:20].min()) < 1e-3 and float(got[700:1000].min()) > 1e-3  # duplicates: 0 distances count
+    two = pts[300:302]  # fewer points than k: the one other point
+    torch.testing.assert_close(nn_scales(two, k=3), torch.full((2,), float(two.double().diff(dim=0).norm())))
