@@ -38,10 +38,11 @@ class ResplatSceneSettings(bpy.types.PropertyGroup):
         ("RENDER", "Render", "Render each camera with the scene's engine (Standard view transform)"),
         ("BACKGROUND", "Background Images", "Each camera's background image"),
         ("FOLDER", "Image Folder", "Images in a folder named after the cameras")))
-    depth_pass: BoolProperty(name="Depth Pass", default=False,
+    depth_pass: BoolProperty(name="Depth Pass", default=True,
                              description="Also render each camera's Z pass (z-depth in metres) and send it with the "
-                                         "views; Optimisation Only then starts from splats on these surfaces "
-                                         "instead of random ones")
+                                         "views: the model puts its splats on these surfaces instead of guessing "
+                                         "their depth, and Optimisation Only starts from them instead of random "
+                                         "ones. Turn it off for engines without a Z pass (Workbench)")
     image_folder: StringProperty(name="Folder", subtype="DIR_PATH", default="")
     width: IntProperty(name="Width", default=256, min=16, max=4096, subtype="PIXEL")
     height: IntProperty(name="Height", default=256, min=16, max=4096, subtype="PIXEL")

@@ -72,7 +72,8 @@ def scene(tmp_path):
 def _run(bpy, tmp_path) -> list[str]:
     """Reconstruct through the operator; the arguments the stand-in runtime received."""
     assert bpy.ops.resplat.reconstruct() == {"FINISHED"}
-    ob = bpy.data.objects["Rig"]
+    # the result is named after the collection ("Rig", or "Rig.001" when an earlier test's remains hold the name)
+    ob = bpy.data.objects[bpy.context.scene.resplat.collection.name]
     assert len(ob.data.points) == 37  # the runtime's answer became the result object
     bpy.data.objects.remove(ob)
     return (tmp_path / "args.txt").read_text().splitlines()
