@@ -80,7 +80,7 @@ def check_runtime(python: str, device: str = "auto", timeout: float = 120.0) -> 
 
 
 #: the runtime's dependencies apart from torch (runtime/pyproject.toml).
-RUNTIME_DEPS = ("numpy>=1.23", "plyfile>=1.0", "zstandard>=0.21", "safetensors>=0.4", "pillow>=9")
+RUNTIME_DEPS = ("numpy>=1.25", "plyfile>=1.0", "zstandard>=0.21", "safetensors>=0.4", "pillow>=9")
 _PTH_CODE = ("import site, sys, pathlib; "
              "pathlib.Path(site.getsitepackages()[0], 'resplat_runtime.pth').write_text(sys.argv[1] + '\\n')")
 

@@ -29,6 +29,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="share of open scenes: objects on a ground under a world background (default 0)")
     g.add_argument("--soft-fraction", type=float, default=0.0, help="share of scenes with soft lights (default 0)")
     g.add_argument("--smooth-fraction", type=float, default=0.0, help="share of plain-painted surfaces (default 0)")
+    g.add_argument("--pattern-fraction", type=float, default=0.0,
+                   help="share of floors with a procedural pattern (checker, tiles, stripes; other surfaces a "
+                        "third of it) (default 0)")
     g.add_argument("--scale-decades", type=float, default=0.0,
                    help="world scale spread: 10^u, u uniform in +-decades/2 (default 0: metres as drawn)")
     g.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
@@ -44,7 +47,7 @@ def run(args, progress) -> None:
     cfg = GeneratorConfig(width=args.size[0], height=args.size[1], views=args.views, context=context,
                           rig=args.rig, supersample=args.supersample, open_fraction=args.open_fraction,
                           soft_fraction=args.soft_fraction, smooth_fraction=args.smooth_fraction,
-                          scale_decades=args.scale_decades)
+                          pattern_fraction=args.pattern_fraction, scale_decades=args.scale_decades)
 
     def callback(done: int, total: int, seconds: float) -> None:
         progress.step("generate", done, total, seconds=seconds)

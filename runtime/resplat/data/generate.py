@@ -22,7 +22,7 @@ from .dataset import GENERATOR, write_json_atomic, write_scene
 from .render import render_scene
 from .rigs import RIGS, sample_rig, split_views
 from .scene import random_scene
-from .textures import TEXTURE_NAMES
+from .textures import ALL_TEXTURES
 
 #: Bump when the same (seed, options) would produce different scenes or images.
 VERSION = 1
@@ -35,11 +35,12 @@ class GeneratorConfig:
     width, height: image size in pixels; views: views per scene; context: how many of them are
     context views (the rest are targets); rig: "orbit", "forward", "random" or "mixed" (one of
     the three drawn per scene); supersample: s x s rays per pixel; objects: (min, max) count.
-    open_fraction, soft_fraction, smooth_fraction: shares of open scenes (ground under a world
-    background), soft lights and plain-painted surfaces (:func:`~.scene.random_scene`);
+    open_fraction, soft_fraction, smooth_fraction, pattern_fraction: shares of open scenes
+    (ground under a world background), soft lights, plain-painted surfaces and procedural
+    floor patterns (:func:`~.scene.random_scene`);
     scale_decades: the whole world (cameras and depth; the images do not change) is scaled by
     10^u, u uniform in [-decades/2, decades/2], recorded as ``world_scale`` in scene.json.
-    All four 0 (the defaults) give the scenes of the first version of the generator.
+    All five 0 (the defaults) give the scenes of the first version of the generator.
     """
 
     width: int = 256
@@ -53,6 +54,7 @@ class GeneratorConfig:
     open_fraction: float = 0.0
     soft_fraction: float = 0.0
     smooth_fraction: float = 0.0
+    pattern_fraction: float = 0.0
     scale_decades: float = 0.0
 
     def check(self) -> None:
@@ -65,7 +67,7 @@ class GeneratorConfig:
             raise ResplatError(f"context views must be between 1 and views - 1, got {self.context} of {self.views}")
         if not 1 <= self.supersample <= 8:
             raise ResplatError(f"supersample must be 1..8, got {self.supersample}")
-        for name in ("open_fraction", "soft_fraction", "smooth_fraction"):
+        for name in ("open_fraction", "soft_fraction", "smooth_fraction", "pattern_fraction"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ResplatError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0 <= self.scale_decades <= 6:
@@ -83,13 +85,13 @@ def make_scene(cfg: GeneratorConfig, seed: int, index: int):
     """Draw and render scene ``index`` of ``seed``: (images, depths, cameras, scene.json dict)."""
     rng = np.random.default_rng([seed, index])
     scene = random_scene(rng, cfg.min_objects, cfg.max_objects, cfg.open_fraction, cfg.soft_fraction,
-                         cfg.smooth_fraction)
+                         cfg.smooth_fraction, cfg.pattern_fraction)
     rig = cfg.rig if cfg.rig != "mixed" else RIGS[int(rng.integers(len(RIGS)))]
     cameras, rig_params = sample_rig(rng, scene, cfg.views, rig, cfg.width, cfg.height)
     context, target = split_views(rng, cfg.views, cfg.context)
     out = render_scene(scene, cameras, supersample=cfg.supersample)
     meta = {"generator": GENERATOR, "version": VERSION, "seed": seed, "index": index, "options": asdict(cfg),
-            "textures": list(TEXTURE_NAMES), "rig": rig_params, "scene": scene.to_dict(),
+            "textures": list(ALL_TEXTURES), "rig": rig_params, "scene": scene.to_dict(),
             "context": context, "target": target}
     depth = out.depth
     if cfg.scale_decades > 0:
@@ -167,7 +169,7 @@ def generate_dataset(out: str | Path, scenes: int, seed: int, cfg: GeneratorConf
             pool.terminate()
     index = {"generator": GENERATOR, "version": VERSION, "seed": seed, "options": asdict(cfg),
              "counts": {"scenes": scenes, "views_per_scene": cfg.views, "context": cfg.context, "target": cfg.views - cfg.context},
-             "textures": list(TEXTURE_NAMES), "seconds": round(time.perf_counter() - t0, 3),
+             "textures": list(ALL_TEXTURES), "seconds": round(time.perf_counter() - t0, 3),
              "scenes": [scene_name(i) for i in range(scenes)]}
     write_json_atomic(index_path, index)
     return index

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .textures import SURFACE_TEXTURES, TEXTURE_NAMES
+from .textures import PATTERN_NAMES, SURFACE_TEXTURES, TEXTURE_NAMES
 
 KINDS = ("ellipsoid", "box", "cylinder", "cone")
 ROOMS = ("box", "dome")
@@ -44,7 +44,8 @@ class Scene:
         kinds: O primitive names from :data:`KINDS`.
         centers: [O, 3] object centres (metres). rotations: [O, 3, 3] local-to-world rotations.
         scales: [O, 3] per-axis scales of the unit primitive (metres).
-        texture: [O + 2] int64 index into :data:`TEXTURE_NAMES` per surface.
+        texture: [O + 2] int64 index into :data:`~.textures.ALL_TEXTURES` per surface (photos,
+            then procedural patterns).
         tint: [O + 2, 3] linear-RGB multipliers. tile: [O + 2] metres per texture repeat.
         specular: [O + 2] Blinn-Phong strength. shininess: [O + 2] Blinn-Phong exponent.
         room: "box" (floor [-half, half]^2 at z = 0, ceiling at ``height``) or "dome" (a
@@ -150,7 +151,7 @@ def _tint(rng: np.random.Generator, saturation: float) -> list[float]:
 
 
 def random_scene(rng: np.random.Generator, min_objects: int = 3, max_objects: int = 12, open_fraction: float = 0.0,
-                 soft_fraction: float = 0.0, smooth_fraction: float = 0.0) -> Scene:
+                 soft_fraction: float = 0.0, smooth_fraction: float = 0.0, pattern_fraction: float = 0.0) -> Scene:
     """Draw a scene: ``min_objects``..``max_objects`` primitives resting on (or floating just
     above) the floor within a disc of radius 1-3.5 m, without overlapping bounding spheres; a
     box room (8-25 m wide) or dome; one or two directional lights. Deterministic given ``rng``.
@@ -159,8 +160,12 @@ def random_scene(rng: np.random.Generator, min_objects: int = 3, max_objects: in
     first generator version exactly): ``open_fraction`` of the scenes are "open" (a ground disc
     of 6-25 m radius beyond the layout under a uniform or gradient world colour; 1-4 objects
     more often, as an artist's object on a floor), ``soft_fraction`` get lights of 3-15 degrees
-    angular radius (soft shadows), and each surface is plain-painted (smooth 0.7-1) with
-    probability ``smooth_fraction``."""
+    angular radius (soft shadows), each surface is plain-painted (smooth 0.7-1) with
+    probability ``smooth_fraction``, and, drawn from a child stream (``rng.spawn``, so that
+    the draws the caller makes next are unchanged), the floor takes a procedural pattern
+    (:data:`~.textures.PATTERN_NAMES`: checker, tiles, stripes) with probability
+    ``pattern_fraction`` and every other surface with a third of it (patterns are never
+    painted over)."""
     layout = rng.uniform(1.0, 3.5)
     n_target = int(rng.integers(min_objects, max_objects + 1))
     kinds, centers, rots, scales, radii = [], [], [], [], []
@@ -229,6 +234,13 @@ def random_scene(rng: np.random.Generator, min_objects: int = 3, max_objects: in
         light_radius = math.radians(rng.uniform(3.0, 15.0))
     if smooth_fraction > 0:
         smooth = [rng.uniform(0.7, 1.0) if rng.uniform() < smooth_fraction else 0.0 for _ in range(o + 2)]
+    if pattern_fraction > 0:  # from a child stream: the caller's later draws (cameras) stay as they were
+        prng = rng.spawn(1)[0]
+        for i in range(o + 2):
+            if prng.uniform() < (pattern_fraction if i == o else pattern_fraction / 3):
+                texture[i] = len(TEXTURE_NAMES) + int(prng.integers(len(PATTERN_NAMES)))
+                if smooth is not None:
+                    smooth[i] = 0.0
     f64 = torch.float64
     opt = (lambda x: None if x is None else torch.tensor(x, dtype=f64))
     return Scene(

@@ -1,5 +1,8 @@
-"""Real-photo textures for the synthetic scenes: the CC0 / public-domain photographs that
-scikit-image ships inside its wheel (nothing is downloaded), as mip-mapped linear-RGB tiles.
+"""Textures for the synthetic scenes, as mip-mapped linear-RGB tiles: the CC0 / public-domain
+photographs that scikit-image ships inside its wheel (nothing is downloaded) and a few procedural
+patterns of the kind artists put on floors (Blender's Checker and Brick texture nodes, tiles,
+stripes), whose repeating texels are the hard case of multi-view matching (every square looks
+like its neighbour).
 
 Licences (from each ``skimage.data`` function's docstring, scikit-image 0.26):
 
@@ -37,6 +40,33 @@ TEXTURE_NAMES = ("brick", "grass", "gravel", "coffee", "chelsea", "cat", "camera
                  "astronaut", "rocket", "hubble_deep_field")
 #: Textures that suit floors and walls (materials rather than subjects).
 SURFACE_TEXTURES = ("brick", "grass", "gravel")
+#: Procedural patterns, banked after the photos (texture index ``len(TEXTURE_NAMES) + k``):
+#: 4 x 4 checker squares per tile at two contrasts, 4 x 4 light tiles with dark grout lines,
+#: and 8 stripes per tile. Values are linear reflectances; scenes tint them.
+PATTERN_NAMES = ("checker", "checker_soft", "tiles", "stripes")
+#: Every texture of the bank, in bank order.
+ALL_TEXTURES = TEXTURE_NAMES + PATTERN_NAMES
+
+
+def pattern(name: str, size: int) -> Tensor:
+    """Procedural pattern ``name`` (:data:`PATTERN_NAMES`) as float32 [3, size, size] linear
+    reflectance in [0, 1], exactly periodic over the tile (so the bank's wrapping repeats it
+    seamlessly). Raises ValueError for an unknown name."""
+    c = (torch.arange(size, dtype=torch.float32) + 0.5) / size  # texel centres in [0, 1)
+    y, x = torch.meshgrid(c, c, indexing="ij")
+    if name in ("checker", "checker_soft"):
+        odd = (torch.floor(x * 4) + torch.floor(y * 4)) % 2
+        lo, hi = (0.06, 0.8) if name == "checker" else (0.35, 0.65)
+        img = lo + (hi - lo) * odd
+    elif name == "tiles":
+        fx, fy = (x * 4) % 1, (y * 4) % 1
+        grout = (fx < 0.06) | (fy < 0.06)
+        img = torch.where(grout, torch.full_like(x, 0.08), torch.full_like(x, 0.7))
+    elif name == "stripes":
+        img = 0.1 + 0.6 * (torch.floor(x * 8) % 2)
+    else:
+        raise ValueError(f"unknown pattern {name!r}; known: {', '.join(PATTERN_NAMES)}")
+    return img[None].expand(3, size, size).contiguous()
 
 
 def srgb_to_linear(x: Tensor) -> Tensor:
@@ -120,9 +150,10 @@ def _square_rgb(arr: np.ndarray) -> Tensor:
 
 
 @functools.lru_cache(maxsize=4)
-def texture_bank(size: int = 256, names: tuple[str, ...] = TEXTURE_NAMES) -> TextureBank:
-    """Load (once per process) the photos ``names`` from skimage.data as a :class:`TextureBank`
-    with ``size`` x ``size`` (a power of two >= 8) base level. Deterministic."""
+def texture_bank(size: int = 256, names: tuple[str, ...] = ALL_TEXTURES) -> TextureBank:
+    """Load (once per process) the textures ``names`` (skimage.data photos, or
+    :data:`PATTERN_NAMES`) as a :class:`TextureBank` with ``size`` x ``size`` (a power of two
+    >= 8) base level. Deterministic."""
     import skimage.data
 
     if size < 8 or size & (size - 1):
@@ -130,9 +161,12 @@ def texture_bank(size: int = 256, names: tuple[str, ...] = TEXTURE_NAMES) -> Tex
     n_levels = int(math.log2(size)) - 2
     rows, offsets, start = [], [], 0
     for name in names:
-        img = _square_rgb(getattr(skimage.data, name)())[None]
-        img = F.interpolate(img, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        lin = srgb_to_linear(img.clamp(0, 1))
+        if name in PATTERN_NAMES:
+            lin = pattern(name, size)[None]
+        else:
+            img = _square_rgb(getattr(skimage.data, name)())[None]
+            img = F.interpolate(img, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+            lin = srgb_to_linear(img.clamp(0, 1))
         offs = []
         for _ in range(n_levels):
             offs.append(start)
