@@ -181,6 +181,38 @@ def test_written_v4_layout_and_axes(train_ply, tmp_path):
     assert header[6] == 5 and [len(s) for s in streams] == [9000, 1000, 3000, 3000, 4000]
 
 
+def test_v4_stream_declaring_a_huge_size_is_refused_before_allocating(train_ply, tmp_path):
+    """A zstd frame that declares its content size gets a buffer of that size from
+    python-zstandard whatever ``max_output_size`` says; a 1 GiB claim in a few-byte frame must be
+    refused, not allocated (fuzzing found a 666-byte file that peaked at 1.1 GB)."""
+    import tracemalloc
+
+    out = tmp_path / "t.spz"
+    write_splat_arrays(read_splat_arrays(train_ply), out)
+    data = out.read_bytes()
+    header = struct.unpack_from("<4sIIBBBBI12s", data)
+    n_streams, toc = header[6], header[7]
+    entries = [struct.unpack_from("<QQ", data, toc + 16 * i) for i in range(n_streams)]
+    start = toc + 16 * n_streams
+    # magic; FHD 0xE0 = 8-byte content size, single segment; content size 2**30; one raw last
+    # block of 1 byte (block header 0x000009)
+    bomb = b"\x28\xb5\x2f\xfd\xe0" + struct.pack("<Q", 2**30) + b"\x09\x00\x00\x00"
+    entries[0] = (len(bomb), entries[0][1])
+    forged = bytearray(data[:toc])
+    for csize, usize in entries:
+        forged += struct.pack("<QQ", csize, usize)
+    forged += bomb + data[start + struct.unpack_from("<QQ", data, toc)[0]:]
+    out.write_bytes(bytes(forged))
+    tracemalloc.start()
+    try:
+        with pytest.raises(SplatFileError, match="positions stream declares 1073741824 bytes, expected 9000"):
+            read_spz(out)
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peak < 2**24
+
+
 # -- round trip ----------------------------------------------------------------------------------
 def _check_round_trip(a: SplatArrays, b: SplatArrays, version: int, frac: int = 12) -> None:
     assert len(b) == len(a) and b.sh_degree == a.sh_degree

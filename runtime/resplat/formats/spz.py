@@ -212,8 +212,15 @@ def _read_v4(path, data: bytes, convert_axes: bool) -> SplatArrays:
             raise SplatFileError(path, f"spz v4 {name} stream holds {usize} bytes, header ({n} splats) needs {size}")
         if csize > len(data) - offset:
             raise SplatFileError(path, f"spz v4 {name} stream runs past the end of the file (truncated)")
+        chunk = data[offset:offset + csize]
         try:
-            out = dctx.decompress(data[offset:offset + csize], max_output_size=size)
+            # A frame that declares its content size is decompressed into a buffer of that size,
+            # whatever max_output_size says: refuse a declared size other than the expected one
+            # before decompressing (a 666-byte file declaring gigabytes allocated them).
+            declared = zstandard.get_frame_parameters(chunk).content_size
+            if declared not in (size, zstandard.CONTENTSIZE_UNKNOWN):
+                raise SplatFileError(path, f"spz v4 {name} stream declares {declared} bytes, expected {size}")
+            out = dctx.decompress(chunk, max_output_size=size)
         except zstandard.ZstdError as e:
             raise SplatFileError(path, f"spz v4 {name} stream is corrupt ({e})") from None
         if len(out) != size:
