@@ -320,3 +320,29 @@ def test_axis_change_moves_colour_and_rotation_with_the_axes(diagonal):
     # the same covariance: R' = D R D
     dm = np.diag(np.asarray(diagonal, float))
     np.testing.assert_allclose(_rotation(q2), dm @ _rotation(quats) @ dm, atol=1e-12)
+
+
+def test_pack_sh_matches_the_reference_quantisation_across_blocks():
+    """pack_sh (row blocks on two threads, the axis signs folded into its scaling) against a
+    float64 transcription of spz's quantizeSHLegacy: q = round(c * 128) + 128 half away from
+    zero, then (q + b / 2) // b * b clipped to 0..255; including exact halves, values just
+    beside them, huge values, and more rows than one block."""
+    from resplat.formats import spz_quant as q
+
+    rng = np.random.default_rng(4)
+    n = 3 * q._SH_BLOCK + 17
+    sh = (rng.normal(size=(n, 15, 3)) * 0.6).astype(np.float32)
+    halves = (np.arange(-300, 300) + 0.5) / 128
+    special = np.concatenate([halves, np.nextafter(halves.astype(np.float32), np.float32(0)),
+                              np.nextafter(halves.astype(np.float32), np.float32(9)), [1e30, -1e30, 0.0, -0.0]])
+    sh.reshape(-1)[:special.size] = special.astype(np.float32)
+    signs = q.SH_FLIP_RDF_RUB
+    ref = np.empty((n, 15, 3), np.int64)
+    c = sh.astype(np.float64) * signs[:, None] * 128
+    r = np.where(c >= 0, np.floor(c + 0.5), -np.floor(-c + 0.5)).clip(-1000, 1000).astype(np.int64) + 128
+    for lo, hi, bits in ((0, 3, 5), (3, 15, 4)):
+        b = 1 << (8 - bits)
+        ref[:, lo:hi] = (r[:, lo:hi] + b // 2) // b * b
+    ref = ref.clip(0, 255).astype(np.uint8).reshape(-1)
+    assert np.array_equal(q.pack_sh(sh, 5, 4, signs), ref)
+    assert np.array_equal(q.pack_sh(sh * signs[:, None].astype(np.float32), 5, 4), ref)  # signs applied first

@@ -288,9 +288,10 @@ def encode_spz(arrays: SplatArrays, path, version: int = 4, fractional_bits: int
     n, degree = len(arrays), arrays.sh_degree
     if n == 0:
         raise SplatFileError(path, "spz cannot hold 0 splats (readers reject numPoints = 0)")
-    means, quats, sh_rest = arrays.means, arrays.quats, arrays.sh[:, 1:]
-    if convert_axes:
-        means, quats, sh_rest = q.flip_axes(means, quats, sh_rest)
+    means, quats, sh_rest, signs = arrays.means, arrays.quats, arrays.sh[:, 1:], None
+    if convert_axes:  # the SH signs of the turn go into pack_sh's scaling (one pass fewer)
+        means, quats, _ = q.flip_axes(means, quats, sh_rest[:, :0])
+        signs = q.SH_FLIP_RDF_RUB[:sh_rest.shape[1]]
     frac = choose_fractional_bits(means) if fractional_bits is None else fractional_bits
     if not 0 <= frac <= 24 or np.abs(means).max() > q.position_range(frac):
         raise SplatFileError(path, f"coordinates up to {np.abs(means).max():.6g} m do not fit 24-bit fixed "
@@ -298,7 +299,7 @@ def encode_spz(arrays: SplatArrays, path, version: int = 4, fractional_bits: int
     rot = q.pack_rotations_smallest_three(quats) if version >= 3 else q.pack_rotations_first_three(quats)
     packed = [q.pack_positions(means, frac), q.pack_alphas(arrays.logit_opacities),
               q.pack_colors(arrays.sh[:, 0]), q.pack_scales(arrays.log_scales), rot,
-              q.pack_sh(sh_rest, sh1_bits, sh_rest_bits)]
+              q.pack_sh(sh_rest, sh1_bits, sh_rest_bits, signs)]
     if version < 4:
         header = LEGACY_HEADER.pack(MAGIC, version, n, degree, frac, 0, 0)
         return gzip.compress(header + b"".join(p.tobytes() for p in packed), compresslevel=6, mtime=0)
