@@ -1,5 +1,5 @@
 """`resplat reconstruct` without --checkpoint: the embedded model (its location monkeypatched to a
-float16 file of seeded random tiny weights), the embedded default of 4 iterations, --iterations
+float16 file of seeded random tiny weights), the embedded default iterations (resplat.defaults), --iterations
 validation, --prune-opacity (the count reported equals the count computed from the unpruned
 output) and --optimize-steps (progress per polish step; the file equals the library's
 prune_transparent + polish of the unpruned output)."""
@@ -11,6 +11,7 @@ import json
 import pytest
 import torch
 
+from resplat import defaults
 from resplat.cli.main import main
 from resplat.formats import read_splats
 from resplat.model import checkpoint, polish, prune_transparent
@@ -89,8 +90,9 @@ def test_embedded_model_prune_and_polish(views, capsys):
 
 def test_embedded_defaults_and_option_errors(views, capsys, monkeypatch):
     code, events, _ = _run(capsys, views, "--out", views / "default.ply")
-    assert code == 0 and _result(events)["iterations"] == 4 and _result(events)["prune_opacity"] == 0.005
-    assert [e["step"] for e in events if e["event"] == "progress"] == [1, 2, 3, 4]
+    n = defaults.EMBEDDED_ITERATIONS
+    assert code == 0 and _result(events)["iterations"] == n and _result(events)["prune_opacity"] == 0.005
+    assert [e["step"] for e in events if e["event"] == "progress"] == list(range(1, n + 1))
     for bad, msg in ((["--iterations", "9"], "--iterations must be in 0..8, got 9"),
                      (["--iterations", "-1"], "--iterations must be in 0..8, got -1"),
                      (["--prune-opacity", "1"], r"--prune-opacity must be in [0, 1), got 1.0"),

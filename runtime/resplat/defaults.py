@@ -9,9 +9,12 @@ for its property defaults and bounds, so a default changed here changes everywhe
 from __future__ import annotations
 
 #: Recurrent update iterations ``resplat reconstruct`` runs with the embedded ``tiny`` model
-#: when ``--iterations`` is not given (it was trained with 1..4 iterations; a checkpoint's own
-#: default is its preset's ``ModelConfig.default_iterations``).
-EMBEDDED_ITERATIONS = 4
+#: when ``--iterations`` is not given (a checkpoint's own default is its preset's
+#: ``ModelConfig.default_iterations``). 0, the initial prediction: the shipped updater (trained
+#: with 1..4 iterations at 128x128) lowers held-out content PSNR on the third-party Blender
+#: assets at 256x256 (runtime/resplat/model/weights/tiny-eval.md: 4 iterations cost 0.1-1.2 dB
+#: RGB-only and 0.8-1.8 dB on two of three assets with depth), so it runs only when asked for.
+EMBEDDED_ITERATIONS = 0
 #: Most recurrent iterations selectable at inference (0 = the initial prediction only); the
 #: paper evaluates up to 8 (arXiv 2510.08575, section 4.3).
 MAX_ITERATIONS = 8
