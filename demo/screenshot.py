@@ -146,7 +146,7 @@ def shoot(addon, png: Path, *, views: int = 12, heldout: tuple[str, ...] = ("cam
         cam.resplat_held_out = cam.name in heldout
     s = scene.resplat
     s.cameras, s.collection = "COLLECTION", bpy.data.collections[asset_scene.CAMERA_COLLECTION]
-    s.views, s.width, s.height, s.depth_pass = "RENDER", size, size, False
+    s.views, s.width, s.height = "RENDER", size, size  # Depth Pass: the extension's default (on)
     s.model, s.quality, s.polish, s.device = "EMBEDDED", True, "OFF", "cpu"
     s.model_iterations = iterations is None
     if iterations is not None:
