@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from addon_env import addon_env, addon_module
+from resplat.defaults import EMBEDDED_ITERATIONS
 
 
 @pytest.fixture()
@@ -36,7 +37,8 @@ def test_preferences_and_check_runtime(env, tmp_path):
     # The default, not the current value: other test modules share this Blender session's scene.
     assert bpy.types.VIEW3D_PT_resplat.bl_category == "ReSplat"
     props = bpy.context.scene.resplat.bl_rna.properties
-    assert props["iterations"].default == 4 and (props["iterations"].hard_min, props["iterations"].hard_max) == (0, 8)
+    assert props["iterations"].default == EMBEDDED_ITERATIONS
+    assert (props["iterations"].hard_min, props["iterations"].hard_max) == (0, 8)
     assert props["model"].default == "EMBEDDED" and abs(props["prune_opacity"].default - 0.005) < 1e-9
     # Auto's text is the runtime's rule (resplat.device), the one the probe below applies
     auto = next(d for d in prefs_mod.DEVICES if d[0] == "auto")
