@@ -290,20 +290,47 @@ def _write_text(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_scene_arguments(p: argparse.ArgumentParser) -> None:
+    """The weights and scene options this benchmark shares with ``polish_curve.py``."""
     p.add_argument("--weights", type=Path, default=None, help="checkpoint (default: the embedded tiny weights)")
     p.add_argument("--views", type=Path, nargs="*", default=[], help="asset views folders (with depth, split.json)")
     p.add_argument("--synthetic", type=Path, default=None, help="held-out synthetic dataset (generated if absent)")
-    p.add_argument("--scenes", type=int, default=2, help="synthetic scenes to evaluate (default 2)")
+    p.add_argument("--scenes", type=int, default=2, help="synthetic scenes to use (default 2)")
     p.add_argument("--seed", type=int, default=1000, help="seed when generating --synthetic (default 1000)")
     p.add_argument("--train-seed", type=int, default=0, help="the training data's seed, refused (default 0)")
     p.add_argument("--size", type=_size, default=(256, 256), help="WxH when generating --synthetic")
+
+
+def add_output_arguments(p: argparse.ArgumentParser) -> None:
+    """``--json`` / ``--md`` / ``--png`` output files."""
+    for flag in ("--json", "--md", "--png"):
+        p.add_argument(flag, type=Path, default=None)
+
+
+def load_scenes(args: argparse.Namespace) -> tuple[Path, object, list[DepthScene]]:
+    """(weights path, model, scenes) of :func:`add_scene_arguments`' options.
+
+    Raises:
+        BenchmarkInputError: neither --views nor --synthetic, or a missing weights file.
+    """
+    if args.synthetic is None and not args.views:
+        raise BenchmarkInputError("nothing to evaluate: give --views DIR ... and/or --synthetic DIR")
+    path = args.weights or embedded_weights()
+    if not path.is_file():
+        raise BenchmarkInputError(f"{path}: no such weights file")
+    model = load_model({"weights": str(path.resolve())})
+    scenes = [views_depth_scene(f, model.config.size_multiple) for f in args.views]
+    if args.synthetic is not None:
+        scenes += synthetic_depth_scenes(args.synthetic, args.scenes, args.seed, args.train_seed, args.size)
+    return path, model, scenes
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_scene_arguments(p)
     p.add_argument("--iterations", type=int, default=4, help="recurrent iterations (default 4)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
-    p.add_argument("--json", type=Path, default=None)
-    p.add_argument("--md", type=Path, default=None)
-    p.add_argument("--png", type=Path, default=None)
+    add_output_arguments(p)
     return p.parse_args(argv)
 
 
@@ -319,18 +346,10 @@ def main(argv=None) -> dict:
     from resplat.optim import OptimConfig
 
     torch.set_num_threads(args.threads)
-    if args.synthetic is None and not args.views:
-        raise BenchmarkInputError("nothing to evaluate: give --views DIR ... and/or --synthetic DIR")
     if args.iterations < 1 or args.scenes < 1:
         raise BenchmarkInputError("--iterations and --scenes must be >= 1")
-    path = args.weights or embedded_weights()
-    if not path.is_file():
-        raise BenchmarkInputError(f"{path}: no such weights file")
-    model = load_model({"weights": str(path.resolve())})
+    path, model, scenes = load_scenes(args)
     config = model.config
-    scenes = [views_depth_scene(f, config.size_multiple) for f in args.views]
-    if args.synthetic is not None:
-        scenes += synthetic_depth_scenes(args.synthetic, args.scenes, args.seed, args.train_seed, args.size)
     lr = OptimConfig()
     t0 = time.perf_counter()
     result = {"benchmark": "eval_assets", "weights": str(path), "preset": config.name, "threads": args.threads,

@@ -61,8 +61,8 @@ from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from eval_assets import score, synthetic_depth_scenes, views_depth_scene  # noqa: E402
-from recurrence import BenchmarkInputError, _f, _mean, _size, embedded_weights, load_model  # noqa: E402
+from eval_assets import add_output_arguments, add_scene_arguments, load_scenes, score  # noqa: E402
+from recurrence import BenchmarkInputError, _f, _mean  # noqa: E402
 from resplat.errors import ResplatError  # noqa: E402
 
 #: fractions of the budget reported in the tables
@@ -214,13 +214,7 @@ def write_png(path: Path, result: dict) -> None:
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--weights", type=Path, default=None, help="checkpoint (default: the embedded tiny weights)")
-    p.add_argument("--views", type=Path, nargs="*", default=[], help="asset views folders (with depth, split.json)")
-    p.add_argument("--synthetic", type=Path, default=None, help="held-out synthetic dataset (generated if absent)")
-    p.add_argument("--scenes", type=int, default=2, help="synthetic scenes to use (default 2)")
-    p.add_argument("--seed", type=int, default=1000, help="seed when generating --synthetic (default 1000)")
-    p.add_argument("--train-seed", type=int, default=0, help="the training data's seed, refused (default 0)")
-    p.add_argument("--size", type=_size, default=(256, 256), help="WxH when generating --synthetic")
+    add_scene_arguments(p)
     p.add_argument("--budget", type=float, default=600.0, help="seconds of optimisation per curve (default 600)")
     p.add_argument("--eval-every", type=float, default=30.0, help="seconds of optimisation between scores (default 30)")
     p.add_argument("--starts", default=",".join(STARTS), help=f"comma-separated subset of {','.join(STARTS)}")
@@ -229,9 +223,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--iterations", type=int, default=4, help="K of the model-itK start (default 4)")
     p.add_argument("--model-depth", action="store_true", help="give the model the exact depth maps too")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    p.add_argument("--json", type=Path, default=None)
-    p.add_argument("--md", type=Path, default=None)
-    p.add_argument("--png", type=Path, default=None)
+    add_output_arguments(p)
     return p.parse_args(argv)
 
 
@@ -255,16 +247,8 @@ def main(argv=None) -> dict:
         raise BenchmarkInputError(f"--strategies: choose from {', '.join(STRATEGIES)}, got {args.strategies!r}")
     if not args.budget > 0 or not args.eval_every > 0:
         raise BenchmarkInputError("--budget and --eval-every must be > 0 seconds")
-    if args.synthetic is None and not args.views:
-        raise BenchmarkInputError("nothing to evaluate: give --views DIR ... and/or --synthetic DIR")
-    path = args.weights or embedded_weights()
-    if not path.is_file():
-        raise BenchmarkInputError(f"{path}: no such weights file")
-    model = load_model({"weights": str(path.resolve())})
+    path, model, scenes = load_scenes(args)
     config = model.config
-    scenes = [views_depth_scene(f, config.size_multiple) for f in args.views]
-    if args.synthetic is not None:
-        scenes += synthetic_depth_scenes(args.synthetic, args.scenes, args.seed, args.train_seed, args.size)
     result = {"benchmark": "polish_curve", "weights": str(path), "preset": config.name, "threads": args.threads,
               "budget": args.budget, "eval_every": args.eval_every, "iterations": args.iterations,
               "model_depth": args.model_depth, "scenes": []}
