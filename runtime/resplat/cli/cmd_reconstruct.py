@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from ..errors import ResplatError
-from ..defaults import EMBEDDED_ITERATIONS, MAX_ITERATIONS, POLISH_STEPS, PRUNE_OPACITY
+from ..defaults import EMBEDDED_ITERATIONS, MAX_ITERATIONS, POLISH_STEPS, POLISH_STRATEGY, PRUNE_OPACITY
 from .cmd_optimize import preview_due
 from .common import DEVICE_HELP, config_from_json, parse_size
 from .preview import PreviewWriter, add_preview_options
@@ -37,8 +37,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help=f"then polish with N steps of 3DGS optimisation against the input views (default {POLISH_STEPS})")
     p.add_argument("--polish-seconds", type=float, default=0.0, metavar="S",
                    help="polish for S seconds of wall time (with --optimize-steps: whichever ends first; default 0)")
-    p.add_argument("--strategy", choices=("none", "default", "mcmc"), default="none",
-                   help="densification of the polish: none (default: the count is kept), default or mcmc")
+    p.add_argument("--strategy", choices=("none", "default", "mcmc"), default=POLISH_STRATEGY,
+                   help=f"densification of the polish: none (the count is kept), default (3DGS's adaptive density "
+                        f"control) or mcmc (default {POLISH_STRATEGY})")
     p.add_argument("--ignore-depth", action="store_true",
                    help="do not use the views' depth maps (depth_file_path, e.g. Blender's depth pass): "
                         "the network predicts depth from the images alone")

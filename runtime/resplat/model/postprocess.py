@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from ..cameras import Cameras
-from ..defaults import PRUNE_OPACITY
+from ..defaults import POLISH_STRATEGY, PRUNE_OPACITY
 from ..errors import CancelledError, ResplatError
 from ..gaussians import Gaussians
 
@@ -56,8 +56,9 @@ def prune_transparent(gaussians: Gaussians, threshold: float = DEFAULT_PRUNE_OPA
 def polish(gaussians: Gaussians, images: Tensor, cameras: Cameras, steps: int, *, backend: str = "auto",
            lr=None, callback: Callable[..., "bool | None"] | None = None, seed: int = 0, **options):
     """Refine a reconstruction with ``steps`` steps of 3DGS optimisation against its input views
-    (:func:`resplat.optim.optimize`; no densification, no pruning unless ``prune_opacity`` is
-    passed in ``options``, so the count is kept).
+    (:func:`resplat.optim.optimize`) with the densification ``options["strategy"]``, by default
+    :data:`resplat.defaults.POLISH_STRATEGY` (3DGS's adaptive density control; ``"none"`` keeps
+    the count).
 
     Args:
         gaussians: the reconstruction (its device and dtype are used; not modified).
@@ -91,6 +92,7 @@ def polish(gaussians: Gaussians, images: Tensor, cameras: Cameras, steps: int, *
     if steps == 0 and not options.get("seconds"):
         return OptimResult(gaussians=gaussians.detach())
     lr = OptimConfig(sh_increase_every=1) if lr is None else lr
+    options.setdefault("strategy", POLISH_STRATEGY)
     # steps 0 with a time budget (options "seconds"): as many steps as the budget allows
     result = optimize(gaussians, images.to(gaussians.device), cameras.to(gaussians.device), steps or None, backend=backend,
                       lr=lr, callback=callback, seed=seed, **options)
