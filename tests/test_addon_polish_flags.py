@@ -9,12 +9,15 @@ from types import SimpleNamespace
 
 from addon_env import addon_env
 from resplat.cli.main import build_parser
+from resplat.defaults import POLISH_STRATEGY
 
 
 def test_addon_polish_setting_reaches_the_runtime_flags(tmp_path):
     """The extension's Polish choice (Off / 30 s / 2 min / Custom) builds command lines that the
     runtime's own parser reads as that many seconds of --polish-seconds (Reconstruct) or
-    --seconds (Optimisation Only), with no densification (the extension passes no --strategy)."""
+    --seconds (Optimisation Only); the extension passes no --strategy, so the densification is the
+    runtime's default of each command (reconstruct's polish: resplat.defaults.POLISH_STRATEGY;
+    optimize: none)."""
     _, addon, _ = addon_env()
     rec = importlib.import_module(f"{addon.__name__}.operators.reconstruct")
     sub = next(a for a in build_parser()._actions if getattr(a, "choices", None))
@@ -27,6 +30,7 @@ def test_addon_polish_setting_reaches_the_runtime_flags(tmp_path):
             cmd = rec.reconstruct_commands("py", s, "v.json", tmp_path, "", "cpu")[0]
             assert cmd[:3] == ["py", "-m", "resplat"]
             args = sub.choices[cmd[3]].parse_args(cmd[4:])
-            assert getattr(args, flag) == seconds and args.strategy == "none", (model, polish, cmd)
+            want = POLISH_STRATEGY if model == "EMBEDDED" else "none"
+            assert getattr(args, flag) == seconds and args.strategy == want, (model, polish, cmd)
             if model == "EMBEDDED":
                 assert args.optimize_steps == 0  # the budget alone ends the polish
