@@ -290,7 +290,7 @@ def encode_spz(arrays: SplatArrays, path, version: int = 4, fractional_bits: int
         raise SplatFileError(path, "spz cannot hold 0 splats (readers reject numPoints = 0)")
     means, quats, sh_rest, signs = arrays.means, arrays.quats, arrays.sh[:, 1:], None
     if convert_axes:  # the SH signs of the turn go into pack_sh's scaling (one pass fewer)
-        means, quats, _ = q.flip_axes(means, quats, sh_rest[:, :0])
+        means, quats, _ = q.flip_axes(means, quats, None)
         signs = q.SH_FLIP_RDF_RUB[:sh_rest.shape[1]]
     frac = choose_fractional_bits(means) if fractional_bits is None else fractional_bits
     if not 0 <= frac <= 24 or np.abs(means).max() > q.position_range(frac):

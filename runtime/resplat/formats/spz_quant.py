@@ -41,7 +41,6 @@ SH_REST_BITS = 4
 #: Sign of each SH basis function 1..15 under y -> -y, z -> -z (:mod:`resplat.formats.axes`);
 #: ``flipSh`` of spz's ``coordinateConverter`` with x = 1, y = z = -1.
 SH_FLIP_RDF_RUB = sh_signs(TURN_X, 15)
-POS_FLIP_RDF_RUB = np.array([1.0, -1.0, -1.0])
 _SQRT1_2 = np.sqrt(0.5)
 _MASK9 = 511
 
@@ -219,19 +218,22 @@ def unpack_sh(packed: np.ndarray, n: int, dim: int) -> np.ndarray:
     return ((packed.astype(np.float32) - np.float32(128.0)) / np.float32(128.0)).reshape(n, dim, 3)
 
 
-def change_axes(means: np.ndarray, quats_wxyz: np.ndarray, sh_rest: np.ndarray, diagonal):
+def change_axes(means: np.ndarray, quats_wxyz: np.ndarray, sh_rest: np.ndarray | None, diagonal):
     """(means, quats, sh_rest) after the axis change ``diagonal`` (+-1 per axis, an involution):
     positions x' = D x, rotation R' = D R D, i.e. (w, x, y, z) -> (w, x Dy Dz, y Dx Dz, z Dx Dy)
     (``flipQ`` of spz's ``coordinateConverter``), and each SH basis function by the sign it takes
-    (:func:`resplat.formats.axes.sh_signs`). Means and quats float64, SH in its own dtype."""
+    (:func:`resplat.formats.axes.sh_signs`). Means and quats float64, SH in its own dtype;
+    ``sh_rest`` None (the caller applies the signs itself, as :func:`pack_sh` does) stays None."""
     d = np.asarray(diagonal, np.float64)
     means = np.asarray(means, np.float64) * d
     quats = np.asarray(quats_wxyz, np.float64) * np.array([1.0, d[1] * d[2], d[0] * d[2], d[0] * d[1]])
-    signs = sh_signs(d, sh_rest.shape[1]) if sh_rest.shape[1] else np.zeros(0)
-    sh_rest = sh_rest * signs[:, None].astype(sh_rest.dtype)  # exact
+    if sh_rest is not None:
+        signs = sh_signs(d, sh_rest.shape[1]) if sh_rest.shape[1] else np.zeros(0)
+        sh_rest = sh_rest * signs[:, None].astype(sh_rest.dtype)  # exact
     return means, quats, sh_rest
 
 
-def flip_axes(means: np.ndarray, quats_wxyz: np.ndarray, sh_rest: np.ndarray):
-    """RDF <-> RUB (an involution): returns (means, quats, sh_rest) with y and z flipped."""
-    return change_axes(means, quats_wxyz, sh_rest, POS_FLIP_RDF_RUB)
+def flip_axes(means: np.ndarray, quats_wxyz: np.ndarray, sh_rest: np.ndarray | None):
+    """RDF <-> RUB (an involution, :data:`resplat.formats.axes.TURN_X`): returns (means, quats,
+    sh_rest) with y and z flipped (``sh_rest`` None stays None)."""
+    return change_axes(means, quats_wxyz, sh_rest, TURN_X)
