@@ -15,13 +15,14 @@ from typing import Callable
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from ..cameras import Cameras
 from ..errors import ResplatError
 from .dataset import GENERATOR, write_json_atomic, write_scene
 from .render import render_scene
 from .rigs import RIGS, sample_rig, split_views
-from .scene import random_scene
+from .scene import Scene, random_scene
 from .textures import ALL_TEXTURES
 
 #: Bump when the same (seed, options) would produce different scenes or images.
@@ -81,27 +82,63 @@ def scene_name(index: int) -> str:
     return f"scene_{index:06d}"
 
 
-def make_scene(cfg: GeneratorConfig, seed: int, index: int):
-    """Draw and render scene ``index`` of ``seed``: (images, depths, cameras, scene.json dict)."""
+@dataclass
+class DrawnScene:
+    """Scene ``index`` of a seed as drawn, before any renderer sees it.
+
+    Attributes:
+        scene: the :class:`~.scene.Scene` (metres, +z up, the unit world of the draw).
+        cameras: its rig (:class:`~resplat.cameras.Cameras`, OpenCV, pixels) in that world.
+        meta: the scene.json dict (generator, version, seed, index, options, textures, rig,
+            scene, context, target), without ``world_scale``.
+        world_scale: the factor :func:`finish_scene` scales cameras and depth by (None when
+            ``scale_decades`` is 0).
+    """
+
+    scene: Scene
+    cameras: Cameras
+    meta: dict
+    world_scale: float | None
+
+
+def draw_scene(cfg: GeneratorConfig, seed: int, index: int) -> DrawnScene:
+    """Draw scene ``index`` of ``seed`` (scene, rig, context/target split, world scale) from the
+    numpy SeedSequence [seed, index], in the order every dataset of this version used, so that
+    any renderer (:func:`~.render.render_scene`, or Blender's Cycles in
+    ``demo/cycles_dataset.py``) gets the same scenes."""
     rng = np.random.default_rng([seed, index])
     scene = random_scene(rng, cfg.min_objects, cfg.max_objects, cfg.open_fraction, cfg.soft_fraction,
                          cfg.smooth_fraction, cfg.pattern_fraction)
     rig = cfg.rig if cfg.rig != "mixed" else RIGS[int(rng.integers(len(RIGS)))]
     cameras, rig_params = sample_rig(rng, scene, cfg.views, rig, cfg.width, cfg.height)
     context, target = split_views(rng, cfg.views, cfg.context)
-    out = render_scene(scene, cameras, supersample=cfg.supersample)
     meta = {"generator": GENERATOR, "version": VERSION, "seed": seed, "index": index, "options": asdict(cfg),
             "textures": list(ALL_TEXTURES), "rig": rig_params, "scene": scene.to_dict(),
             "context": context, "target": target}
-    depth = out.depth
-    if cfg.scale_decades > 0:
-        k = 10.0 ** rng.uniform(-cfg.scale_decades / 2, cfg.scale_decades / 2)
+    k = 10.0 ** rng.uniform(-cfg.scale_decades / 2, cfg.scale_decades / 2) if cfg.scale_decades > 0 else None
+    return DrawnScene(scene, cameras, meta, k)
+
+
+def finish_scene(drawn: DrawnScene, images: Tensor, depth: Tensor) -> tuple[Tensor, Tensor, Cameras, dict]:
+    """(images, depth, cameras, scene.json dict) of a rendered :class:`DrawnScene`: camera
+    positions and depth [V, 1, H, W] (metres) scaled by its ``world_scale`` (recorded in the
+    dict), images unchanged (a scaled world looks the same)."""
+    meta, cameras, k = dict(drawn.meta), drawn.cameras, drawn.world_scale
+    if k is not None:
         c2w = cameras.c2w.clone()
         c2w[:, :3, 3] *= k
         cameras = Cameras.from_c2w(c2w, cameras.K, cameras.width, cameras.height, cameras.names)
         depth = depth * k
         meta["world_scale"] = k
-    return out.images, depth, cameras, meta
+    return images, depth, cameras, meta
+
+
+def make_scene(cfg: GeneratorConfig, seed: int, index: int) -> tuple[Tensor, Tensor, Cameras, dict]:
+    """Draw and ray-cast scene ``index`` of ``seed``: (images, depths, cameras, scene.json dict)
+    (:func:`draw_scene`, :func:`~.render.render_scene`, :func:`finish_scene`)."""
+    drawn = draw_scene(cfg, seed, index)
+    out = render_scene(drawn.scene, drawn.cameras, supersample=cfg.supersample)
+    return finish_scene(drawn, out.images, out.depth)
 
 
 def _done(folder: Path, cfg: GeneratorConfig, seed: int) -> bool:
