@@ -163,3 +163,24 @@ def test_cli_train_smoke(scene, tmp_path, monkeypatch, capsys):
                      "--progress", "none", *extra]) == 0
         assert stored_config(out / "model.safetensors") == want
     assert main(["train", str(tmp_path), "--out", str(tmp_path / "x"), "--stage", "update", "--progress", "none"]) == 2
+
+
+def test_train_reads_several_dataset_folders_in_order(tmp_path):
+    """``resplat train A B``: the union of both datasets, A's scenes first; a missing folder is named."""
+    from types import SimpleNamespace
+
+    from resplat.cli.cmd_train import open_dataset
+    from resplat.data.generate import GeneratorConfig, generate_dataset
+    from resplat.errors import ResplatError
+
+    cfg = GeneratorConfig(width=16, height=16, views=3, context=2, min_objects=1, max_objects=2)
+    generate_dataset(tmp_path / "a", 2, 0, cfg)
+    generate_dataset(tmp_path / "b", 1, 1, cfg)
+    args = SimpleNamespace(data=[tmp_path / "a", tmp_path / "b"], context=8, target=4, size=(16, 16), seed=0)
+    ds = open_dataset(args)
+    assert len(ds) == 3
+    assert [Path(ds[i].path).parent.name for i in range(3)] == ["a", "a", "b"]
+    assert Path(ds[2].path).name == "scene_000000"
+    args.data = [tmp_path / "a", tmp_path / "missing"]
+    with pytest.raises(ResplatError, match="missing: dataset folder not found"):
+        open_dataset(args)

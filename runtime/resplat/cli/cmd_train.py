@@ -16,7 +16,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                                    "initial model; --stage update trains the recurrent updater with the initial "
                                    "model (--init) frozen. Re-running with the same --out resumes. Multi-GPU: "
                                    "torchrun --nproc-per-node N -m resplat train ...")
-    p.add_argument("data", type=Path, help="dataset folder: synthetic scenes (resplat.data) or *.torch chunks")
+    p.add_argument("data", type=Path, nargs="+",
+                   help="dataset folder(s): synthetic scenes (resplat.data, ray-cast or Cycles-rendered) or *.torch "
+                        "chunks; several folders train on their union, in the order given")
     p.add_argument("--out", required=True, type=Path, help="run folder (train-state.pt, log.jsonl, model.safetensors)")
     p.add_argument("--stage", choices=("initial", "update"), default="initial")
     p.add_argument("--preset", default=None,
@@ -50,18 +52,34 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
-def open_dataset(args):
-    """A :class:`~resplat.train.chunks.ChunkDataset` when DATA holds ``*.torch`` chunks, else
-    ``resplat.data.SyntheticDataset``."""
-    if not args.data.is_dir():
-        raise ResplatError(f"{args.data}: dataset folder not found")
-    if any(args.data.glob("*.torch")):
+def _open_one(folder: Path, args):
+    if not folder.is_dir():
+        raise ResplatError(f"{folder}: dataset folder not found")
+    if any(folder.glob("*.torch")):
         from ..train.chunks import ChunkDataset
 
-        return ChunkDataset(args.data, args.context, args.target, tuple(args.size), seed=args.seed)
+        return ChunkDataset(folder, args.context, args.target, tuple(args.size), seed=args.seed)
     from ..data import SyntheticDataset
 
-    return SyntheticDataset(args.data)
+    return SyntheticDataset(folder)
+
+
+def open_dataset(args):
+    """The examples of every DATA folder, concatenated in the order given (a
+    ``torch.utils.data.ConcatDataset`` for several): each a
+    :class:`~resplat.train.chunks.ChunkDataset` when it holds ``*.torch`` chunks, else a
+    ``resplat.data.SyntheticDataset``.
+
+    Raises:
+        ResplatError: a folder that does not exist or is not a dataset (named).
+    """
+    folders = args.data if isinstance(args.data, list) else [args.data]
+    sets = [_open_one(Path(f), args) for f in folders]
+    if len(sets) == 1:
+        return sets[0]
+    from torch.utils.data import ConcatDataset
+
+    return ConcatDataset(sets)
 
 
 def _model(args, device):
