@@ -281,8 +281,10 @@ def _lights(scene, world_colour: tuple[float, float, float] = (0.55, 0.58, 0.62)
     scene.collection.objects.link(sun)
 
 
-def _render_settings(scene, size: int, samples: int, threads: int) -> None:
-    """Cycles on the CPU, ``samples`` samples, OpenImageDenoise, Standard, 8-bit RGB PNG."""
+def render_settings(scene, size: int, samples: int, threads: int) -> None:
+    """Cycles on the CPU, ``samples`` samples, OpenImageDenoise, Standard view transform, 8-bit RGB
+    PNG, ``size`` x ``size`` pixels, ``threads`` render threads (0: all cores). Also the settings of
+    ``demo/cycles_dataset.py``'s training scenes."""
     scene.render.engine = "CYCLES"
     cy = scene.cycles
     cy.device = "CPU"
@@ -368,7 +370,7 @@ def build_scene(asset_path, *, views: int = 12, seed: int = 0, size: int = 256, 
     else:
         _open_floor(floor_z)
         _lights(scene, (OPEN_WORLD_GREY,) * 3)
-    _render_settings(scene, size, samples, threads)
+    render_settings(scene, size, samples, threads)
     cams = _orbit_cameras(scene, views, seed)
     scene.camera = cams[0]
     bpy.context.view_layer.update()
