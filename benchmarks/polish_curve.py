@@ -42,6 +42,14 @@ idle machine)::
         --json benchmarks/results/polish_curve.json --md benchmarks/results/polish_curve.md \\
         --png benchmarks/results/polish_curve.png
 
+Runs split across sessions (scenes, or curves of one scene with ``--starts``, each saved with
+``--json``) combine into one set of tables and plots without running anything::
+
+    .venv/bin/python benchmarks/polish_curve.py --merge runs/curves/spider.json runs/curves/jeep.json \
+        --md benchmarks/results/polish_curve.md --png benchmarks/results/polish_curve.png
+
+(the mean table and panel take the curves every scene has.)
+
 A quick check that it runs (one asset, 20 s per curve, about 4 minutes)::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/polish_curve.py --views runs/eval/spider \\
@@ -139,6 +147,54 @@ def at_fraction(points: list[dict], t: float) -> dict:
     return next((p for p in points if p["seconds"] >= t - 1e-6), points[-1])
 
 
+def run_key(run: dict) -> tuple[str, str]:
+    """A curve's identity across scenes: (start label, densification strategy)."""
+    return run["label"], run["strategy"]
+
+
+def common_runs(scenes: list[dict]) -> list[tuple[tuple[str, str], list[dict]]]:
+    """(key, that curve in every scene) for the curves every scene has, in the first scene's order
+    (the mean rows and the mean panel)."""
+    out = []
+    for r in scenes[0]["runs"]:
+        runs = [next((x for x in s["runs"] if run_key(x) == run_key(r)), None) for s in scenes]
+        if all(x is not None for x in runs):
+            out.append((run_key(r), runs))
+    return out
+
+
+#: settings that must agree between the results :func:`merge` combines
+MERGE_KEYS = ("weights", "threads", "budget", "eval_every", "iterations", "model_depth")
+
+
+def merge(results: list[dict], names: list[str] | None = None) -> dict:
+    """One result from several runs of this benchmark (scenes, or curves of a scene, measured in
+    different sessions): scenes in first-seen order, a scene's curves appended in order.
+
+    Raises:
+        BenchmarkInputError: the results differ in a setting of :data:`MERGE_KEYS`, or two of them
+            hold the same curve of the same scene.
+    """
+    names = names or [f"result {i + 1}" for i in range(len(results))]
+    if not results:
+        raise BenchmarkInputError("--merge: nothing to merge")
+    first = results[0]
+    for r, name in zip(results[1:], names[1:]):
+        for k in MERGE_KEYS:
+            if r.get(k) != first.get(k):
+                raise BenchmarkInputError(f"--merge: {name} has {k} = {r.get(k)!r}, {names[0]} has {first.get(k)!r}")
+    scenes: dict[str, dict] = {}
+    for r, name in zip(results, names):
+        for s in r["scenes"]:
+            have = scenes.setdefault(s["name"], dict(s, runs=[]))
+            for run in s["runs"]:
+                if any(run_key(x) == run_key(run) for x in have["runs"]):
+                    raise BenchmarkInputError(f"--merge: {name} repeats {s['name']}'s curve {run_key(run)}")
+                have["runs"].append(run)
+    return dict(first, scenes=list(scenes.values()), seconds=sum(r.get("seconds", 0.0) for r in results),
+                merged_from=list(names))
+
+
 def markdown(result: dict) -> str:
     """Per scene and mean-over-scenes tables of content PSNR (dB) at fractions of the budget."""
     b = result["budget"]
@@ -159,9 +215,9 @@ def markdown(result: dict) -> str:
                          + " | ".join(cells) + f" | {r['steps']} | {r['points'][-1]['gaussians']:,} |")
         lines.append("")
     if len(result["scenes"]) > 1:
-        lines += [f"#### Mean over {len(result['scenes'])} scenes", "", head, rule]
-        for i, r in enumerate(result["scenes"][0]["runs"]):
-            runs = [s["runs"][i] for s in result["scenes"]]
+        lines += [f"#### Mean over {len(result['scenes'])} scenes (curves every scene has)", "", head, rule]
+        for key, runs in common_runs(result["scenes"]):
+            r = runs[0]
             cells = [_f(_mean([at_fraction(x["points"], f * b)["content_psnr"] for x in runs])) for f in FRACTIONS]
             lines.append(f"| {r['label']} | {r['strategy']} | {_f(_mean([x['prep_seconds'] for x in runs]))} | "
                          f"{_f(_mean([x['points'][0]['content_psnr'] for x in runs]))} | " + " | ".join(cells)
@@ -183,12 +239,11 @@ def write_png(path: Path, result: dict) -> None:
     panels = [(s["name"], s["runs"]) for s in scenes]
     if len(scenes) > 1:
         mean_runs = []
-        for i, r in enumerate(scenes[0]["runs"]):
-            runs = [s["runs"][i] for s in scenes]
+        for _, runs in common_runs(scenes):
             n = min(len(x["points"]) for x in runs)
-            mean_runs.append(dict(r, points=[{"wall": _mean([x["points"][j]["wall"] for x in runs]),
-                                              "content_psnr": _mean([x["points"][j]["content_psnr"] for x in runs])}
-                                             for j in range(n)]))
+            mean_runs.append(dict(runs[0], points=[{"wall": _mean([x["points"][j]["wall"] for x in runs]),
+                                                    "content_psnr": _mean([x["points"][j]["content_psnr"] for x in runs])}
+                                                   for j in range(n)]))
         panels.append((f"mean of {len(scenes)} scenes", mean_runs))
     cols = min(3, len(panels))
     rows = (len(panels) + cols - 1) // cols
@@ -223,8 +278,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--iterations", type=int, default=4, help="K of the model-itK start (default 4)")
     p.add_argument("--model-depth", action="store_true", help="give the model the exact depth maps too")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--merge", type=Path, nargs="+", default=None, metavar="JSON",
+                   help="run nothing: combine these --json results (same settings; scenes or curves measured "
+                        "separately) into one set of tables and plots")
     add_output_arguments(p)
     return p.parse_args(argv)
+
+
+def write_outputs(args, result: dict) -> None:
+    """Print the markdown and write --json / --md / --png of ``result``."""
+    md = markdown(result)
+    print(md)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    if args.md is not None:
+        args.md.parent.mkdir(parents=True, exist_ok=True)
+        args.md.write_text(md, encoding="utf-8")
+    if args.png is not None:
+        write_png(args.png, result)
 
 
 def main(argv=None) -> dict:
@@ -234,6 +306,16 @@ def main(argv=None) -> dict:
         ResplatError: unusable inputs, one line.
     """
     args = parse_args(argv)
+    if args.merge:
+        results = []
+        for path in args.merge:
+            try:
+                results.append(json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError) as exc:
+                raise BenchmarkInputError(f"--merge: {path}: cannot read a result ({exc})") from None
+        result = merge(results, [str(p) for p in args.merge])
+        write_outputs(args, result)
+        return result
     import torch
 
     from resplat.optim import STRATEGIES, optimize
@@ -270,16 +352,7 @@ def main(argv=None) -> dict:
                       f"in {run['steps']} steps ({time.perf_counter() - t:.0f} s with scoring)", file=sys.stderr, flush=True)
         result["scenes"].append(out)
     result["seconds"] = time.perf_counter() - t_all
-    md = markdown(result)
-    print(md)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    if args.md is not None:
-        args.md.parent.mkdir(parents=True, exist_ok=True)
-        args.md.write_text(md, encoding="utf-8")
-    if args.png is not None:
-        write_png(args.png, result)
+    write_outputs(args, result)
     return result
 
 

@@ -1,0 +1,85 @@
+"""benchmarks/polish_curve.py's reporting: scores read at fractions of the budget, results of
+separate runs merged into one table (refusing mismatched settings and repeated curves), and
+mean-over-scenes rows that only average curves every scene has. Hand-made results with known
+numbers; nothing is optimised."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _bench():
+    if "polish_curve" not in sys.modules:
+        sys.path.insert(0, str(REPO / "benchmarks"))
+        spec = importlib.util.spec_from_file_location("polish_curve", REPO / "benchmarks" / "polish_curve.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["polish_curve"] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules["polish_curve"]
+
+
+def _run(start, strategy, psnrs, every=10.0, prep=1.0):
+    pts = [{"seconds": i * every, "wall": prep + i * every, "content_psnr": p, "gaussians": 100 + i} for i, p in enumerate(psnrs)]
+    label = start + ("+depth" if start.startswith("model") else "")
+    return {"start": start, "label": label, "strategy": strategy, "prep_seconds": prep, "steps": 10 * len(psnrs),
+            "points": pts}
+
+
+def _result(scenes, budget=40.0, **extra):
+    out = {"benchmark": "polish_curve", "weights": "w.safetensors", "preset": "tiny", "threads": 1, "budget": budget,
+           "eval_every": 10.0, "iterations": 4, "model_depth": True, "seconds": 100.0, "scenes": []}
+    for name, runs in scenes:
+        out["scenes"].append({"name": name, "size": [64, 64], "context": [0, 1], "heldout": [2], "runs": runs})
+    out.update(extra)
+    return out
+
+
+def test_scores_at_fractions_of_the_budget():
+    b = _bench()
+    pts = _run("random", "none", [10, 11, 12, 13, 14])["points"]
+    assert b.at_fraction(pts, 4.0)["content_psnr"] == 11  # the first score at or after 4 s (10 s)
+    assert b.at_fraction(pts, 10.0)["content_psnr"] == 11
+    assert b.at_fraction(pts, 40.0)["content_psnr"] == 14
+    assert b.at_fraction(pts, 99.0)["content_psnr"] == 14  # past the end: the last
+
+
+def test_merge_combines_sessions_and_means_only_common_curves(tmp_path):
+    b = _bench()
+    a = _result([("spider", [_run("random", "none", [8, 9, 10, 11, 12]), _run("random", "default", [8, 10, 12, 14, 16])])])
+    c = _result([("spider", [_run("model-it0", "default", [17, 20, 21, 22, 23])]),
+                 ("jeep", [_run("random", "none", [6, 7, 8, 9, 10]), _run("random", "default", [6, 8, 10, 12, 14])])])
+    m = b.merge([a, c], ["a.json", "c.json"])
+    assert [s["name"] for s in m["scenes"]] == ["spider", "jeep"]
+    assert [b.run_key(r) for r in m["scenes"][0]["runs"]] == [("random", "none"), ("random", "default"),
+                                                              ("model-it0+depth", "default")]
+    assert m["seconds"] == 200.0 and m["merged_from"] == ["a.json", "c.json"]
+    md = b.markdown(m)
+    # per scene: 10 %, 25 %, 50 %, 100 % of 40 s -> scores at 10, 10, 20, 40 s
+    assert "| model-it0+depth | default | 1.00 | 17.00 | 20.00 | 20.00 | 21.00 | 23.00 | 50 | 104 |" in md
+    mean = md.split("#### Mean over 2 scenes")[1]
+    assert "model-it0" not in mean  # jeep lacks it: not averaged
+    assert "| random | default | 1.00 | 7.00 | 9.00 | 9.00 | 11.00 | 15.00 | 50 | 104 |" in mean
+    # the command line writes the same tables and a plot
+    for name, r in (("a.json", a), ("c.json", c)):
+        (tmp_path / name).write_text(json.dumps(r))
+    out = b.main(["--merge", str(tmp_path / "a.json"), str(tmp_path / "c.json"), "--md", str(tmp_path / "m.md"),
+                  "--png", str(tmp_path / "m.png"), "--json", str(tmp_path / "m.json")])
+    assert (tmp_path / "m.md").read_text() == md and out["scenes"] == m["scenes"]
+    assert (tmp_path / "m.png").stat().st_size > 10_000
+    assert json.loads((tmp_path / "m.json").read_text())["merged_from"] == [str(tmp_path / "a.json"), str(tmp_path / "c.json")]
+
+
+def test_merge_refuses_other_settings_and_repeated_curves():
+    b = _bench()
+    a = _result([("spider", [_run("random", "none", [8, 9])])])
+    with pytest.raises(b.BenchmarkInputError, match="budget = 600.0"):
+        b.merge([a, _result([("jeep", [_run("random", "none", [8, 9])])], budget=600.0)], ["a", "b"])
+    with pytest.raises(b.BenchmarkInputError, match="repeats spider's curve"):
+        b.merge([a, _result([("spider", [_run("random", "none", [1, 2])])])], ["a", "b"])
