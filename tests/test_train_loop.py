@@ -184,3 +184,55 @@ def test_train_reads_several_dataset_folders_in_order(tmp_path):
     args.data = [tmp_path / "a", tmp_path / "missing"]
     with pytest.raises(ResplatError, match="missing: dataset folder not found"):
         open_dataset(args)
+
+
+def test_staged_recurrence_depth_and_its_checks():
+    from resplat.train.config import TrainConfigError
+
+    cfg = TrainConfig(stage="update", recurrence_stages=((0, 2), (200, 4), (400, 6)))
+    assert [cfg.max_iterations_at(s) for s in (0, 199, 200, 399, 400, 10_000)] == [2, 2, 4, 4, 6, 6]
+    assert TrainConfig(stage="update", max_iterations=3).max_iterations_at(500) == 3
+    for bad in (((5, 2),), ((0, 2), (0, 4)), ((0, 0),)):
+        with pytest.raises(TrainConfigError, match="recurrence_stages"):
+            TrainConfig(stage="update", recurrence_stages=bad)
+    with pytest.raises(TrainConfigError, match="stability_weight"):
+        TrainConfig(stage="update", stability_weight=-1.0)
+
+
+def test_update_draws_T_from_the_stage_and_adds_the_stability_term(scene):
+    torch.manual_seed(0)
+    model = build_model("tiny")
+    last = [m for m in model.encoder.update_head.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():  # the head's last layer starts at zero (no change at all): give it some
+        last.weight.normal_(0, 1e-3)
+    dev = torch.device("cpu")
+    staged = TrainConfig(stage="update", recurrence_stages=((0, 1), (10, 3)))
+    fn = ImageLoss(staged)
+    with torch.no_grad():
+        assert {update_loss(model, scene, fn, staged, dev, random.Random(s), step=0)[1]["T"] for s in range(8)} == {1}
+        assert {update_loss(model, scene, fn, staged, dev, random.Random(s), step=10)[1]["T"] for s in range(12)} == {1, 2, 3}
+    # the stability term: the mean absolute parameter change per iteration, added with its weight
+    plain = TrainConfig(stage="update")
+    heavy = TrainConfig(stage="update", stability_weight=2.5)
+    with torch.no_grad():
+        l0, p0 = update_loss(model, scene, fn, plain, dev, random.Random(0), T=2)
+        l1, p1 = update_loss(model, scene, fn, heavy, dev, random.Random(0), T=2)
+    assert p0["stability"] == p1["stability"] > 0
+    assert float(l1) == pytest.approx(float(l0) + 2.5 * p0["stability"], rel=1e-6)
+    # by hand: the two iterations' states, each step from the detached previous one
+    from resplat.model.updater import Updater
+    from resplat.train.step import model_frame
+
+    with torch.no_grad():
+        ctx_img, _, ctx_cams, _, depth, frame = model_frame(scene, dev, model.config, False)
+        pred = model.encoder.forward_initial(ctx_img[None], ctx_cams, depth, frame)
+        up = Updater(model.encoder, model.config, amp=getattr(model.encoder, "amp", True))
+        state, hidden = pred.update_state(0), up.initial_hidden(pred.condition_features)
+        targets = up.target_features(ctx_img, state.grid[1:])
+        cams = frame.cameras(ctx_cams)
+        changes = []
+        for _ in range(2):
+            before = state.as_vector()
+            state, hidden = up.step(state, hidden, ctx_img, cams, targets)
+            changes.append(float((state.as_vector() - before).abs().mean()))
+    assert p0["stability"] == pytest.approx(sum(changes) / 2, rel=1e-5)

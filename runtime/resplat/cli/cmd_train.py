@@ -33,6 +33,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--depth-weight", type=float, default=0.1, help="log-depth L1 weight (synthetic data with depth)")
     p.add_argument("--depth-prior-prob", type=float, default=0.0,
                    help="probability of feeding a sample's exact depth to the model (default 0: RGB only)")
+    p.add_argument("--max-iterations", type=int, default=4,
+                   help="stage update: T, the updater steps of a sample, is drawn in 1..N (default 4, the paper's)")
+    p.add_argument("--recurrence-stages", type=_stages, default=(), metavar="STEP:T,...",
+                   help="stage update: a staged recurrence depth instead of --max-iterations, e.g. 0:2,200:4,400:6 "
+                        "(T up to 2 from step 0, up to 4 from step 200, up to 6 from step 400)")
+    p.add_argument("--stability-weight", type=float, default=0.0,
+                   help="stage update: weight of the mean parameter change per iteration (default 0: off)")
     p.add_argument("--stop-at", type=int, default=None, metavar="N",
                    help="stop after step N of --steps (resumable) and export those weights as "
                         "model-stepN.safetensors in --out (the schedule still spans --steps)")
@@ -50,6 +57,15 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"), help="chunk images resized to H W")
     p.add_argument("--config-json", type=Path, default=None, help=argparse.SUPPRESS)  # tests: a shrunken ModelConfig
     return p
+
+
+def _stages(text: str) -> tuple[tuple[int, int], ...]:
+    """``"0:2,200:4"`` -> ((0, 2), (200, 4)) (argparse type; order and values are checked by
+    :class:`~resplat.train.config.TrainConfig`)."""
+    try:
+        return tuple((int(a), int(b)) for a, b in (part.split(":") for part in text.split(",") if part.strip()))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected STEP:T pairs separated by commas, e.g. 0:2,200:4, got {text!r}") from None
 
 
 def _open_one(folder: Path, args):
@@ -115,7 +131,8 @@ def run(args, progress) -> None:
     lr = args.lr if args.lr is not None else (2e-4 if args.stage == "initial" else 1e-4)
     cfg = TrainConfig(stage=args.stage, steps=args.steps, lr=lr, seed=args.seed, checkpoint_every=args.checkpoint_every,
                       ssim_weight=args.ssim_weight, depth_weight=args.depth_weight,
-                      depth_prior_prob=args.depth_prior_prob,
+                      depth_prior_prob=args.depth_prior_prob, max_iterations=args.max_iterations,
+                      recurrence_stages=args.recurrence_stages, stability_weight=args.stability_weight,
                       perceptual_weight=args.perceptual_weight,
                       perceptual_weights=str(args.vgg_weights) if args.vgg_weights else None, bf16=not args.no_bf16,
                       bf16_cpu=args.bf16_cpu)

@@ -35,6 +35,15 @@ class TrainConfig:
             depth to the model (``forward_initial(depths=...)``), so that the model learns to
             use Blender's depth pass when a scene gives it. Default 0 (RGB only).
         max_iterations: T is drawn uniformly in 1..max_iterations (paper: 4) in stage "update".
+        recurrence_stages: a staged recurrence depth instead (``../shared/RESEARCH.md`` section
+            1b, "D = 2, then 3-4, then 4-6"): ((first step, max T), ...) with first steps
+            increasing from 0, e.g. ((0, 2), (200, 4), (400, 6)); empty: ``max_iterations``
+            throughout (:meth:`max_iterations_at`).
+        stability_weight: weight of the recurrence-stability term in stage "update": the mean
+            absolute change of the Gaussians' parameters (:meth:`UpdateState.as_vector
+            <resplat.model.update_state.UpdateState.as_vector>`, model frame) made by each
+            iteration, averaged over the T iterations (RESEARCH.md section 1b: "a recurrence
+            loss that penalises large changes of the splats between iterations"). 0 disables.
         gamma: iteration t of T weighs gamma^(T-1-t) (paper: 0.9).
         seed: seeds the model init, scene/T sampling (rank added under DDP).
         checkpoint_every: steps between resumable checkpoints (0: only at the end).
@@ -56,6 +65,8 @@ class TrainConfig:
     depth_weight: float = 0.1
     depth_prior_prob: float = 0.0
     max_iterations: int = 4
+    recurrence_stages: tuple[tuple[int, int], ...] = ()
+    stability_weight: float = 0.0
     gamma: float = 0.9
     seed: int = 0
     checkpoint_every: int = 500
@@ -72,8 +83,22 @@ class TrainConfig:
             raise TrainConfigError(f"training setting warmup must be in [0, 1), got {self.warmup}")
         if not 0 <= self.depth_prior_prob <= 1:
             raise TrainConfigError(f"training setting depth_prior_prob must be in [0, 1], got {self.depth_prior_prob}")
+        stages = self.recurrence_stages
+        if stages and (stages[0][0] != 0 or any(b[0] <= a[0] for a, b in zip(stages, stages[1:]))
+                       or any(t < 1 for _, t in stages)):
+            raise TrainConfigError(f"training setting recurrence_stages must start at step 0 with increasing steps "
+                                   f"and T >= 1, got {stages}")
+        if self.stability_weight < 0:
+            raise TrainConfigError(f"training setting stability_weight must be >= 0, got {self.stability_weight}")
         if self.lr <= 0 or self.clip <= 0:
             raise TrainConfigError(f"training settings lr and clip must be > 0, got {self.lr}, {self.clip}")
+
+    def max_iterations_at(self, step: int) -> int:
+        """The largest T drawn at optimiser step ``step`` (0-based): the last recurrence stage
+        that has started, else ``max_iterations``."""
+        if not self.recurrence_stages:
+            return self.max_iterations
+        return [t for first, t in self.recurrence_stages if first <= step][-1]
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict (stored in checkpoints and exported weights)."""

@@ -120,7 +120,7 @@ def train(model, dataset: Sequence, config: TrainConfig, out_dir: str | os.PathL
             if config.stage == "initial":
                 loss, parts = initial_loss(model, sample, loss_fn, config, dev, rng)
             else:
-                loss, parts = update_loss(model, sample, loss_fn, config, dev, rng)
+                loss, parts = update_loss(model, sample, loss_fn, config, dev, rng, step=step)
         optimizer.zero_grad(set_to_none=False)
         loss.backward()
         if world > 1:

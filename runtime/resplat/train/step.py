@@ -88,19 +88,21 @@ def initial_loss(model, sample, loss_fn: ImageLoss, cfg: TrainConfig, device: to
 
 
 def update_loss(model, sample, loss_fn: ImageLoss, cfg: TrainConfig, device: torch.device,
-                rng: random.Random, T: int | None = None) -> tuple[Tensor, dict]:
+                rng: random.Random, T: int | None = None, step: int = 0) -> tuple[Tensor, dict]:
     """Stage "update": the frozen initial model (no gradient) gives the first Gaussians and the
-    hidden state; T ~ U{1..max_iterations} (from ``rng``, or given) updater steps follow, each
-    detaching the previous Gaussians (:meth:`Updater.step`, as the release); the loss is
-    sum_t gamma^(T-1-t) * image loss of iteration t's Gaussians at the target views. ``parts``
-    logs the target-view L1 of the initial Gaussians as ``l1_0`` (no gradient) beside ``l1_t`` of
-    each iteration, so the log shows what the updater adds."""
+    hidden state; T ~ U{1..cfg.max_iterations_at(step)} (from ``rng``, or given) updater steps
+    follow, each detaching the previous Gaussians (:meth:`Updater.step`, as the release); the loss
+    is sum_t gamma^(T-1-t) * image loss of iteration t's Gaussians at the target views, plus
+    ``cfg.stability_weight`` times the mean absolute parameter change per iteration
+    (:class:`TrainConfig` ``stability_weight``). ``parts`` logs the target-view L1 of the initial
+    Gaussians as ``l1_0`` (no gradient) beside ``l1_t`` of each iteration, so the log shows what
+    the updater adds, and ``stability`` (the mean change, logged whatever its weight)."""
     use = _use_depth(sample, cfg, rng)
     ctx_img, tgt_img, ctx_cams, tgt_cams, depth, frame = model_frame(sample, device, model.config, use)
     enc = model.encoder
     with torch.no_grad():
         pred = enc.forward_initial(ctx_img[None], ctx_cams, depth, frame)
-    T = T if T is not None else rng.randint(1, cfg.max_iterations)
+    T = T if T is not None else rng.randint(1, cfg.max_iterations_at(step))
     updater = Updater(enc, model.config, amp=getattr(enc, "amp", True))
     state = pred.update_state(0)
     hidden = updater.initial_hidden(pred.condition_features)
@@ -110,10 +112,16 @@ def update_loss(model, sample, loss_fn: ImageLoss, cfg: TrainConfig, device: tor
     ctx_cams = frame.cameras(ctx_cams)
     with torch.no_grad():
         parts["l1_0"] = float((_render_rgb(state.to_gaussians(), tgt_cams, model.config) - tgt_img).abs().mean())
+    change = 0.0
     for t, w in enumerate(iteration_weights(T, cfg.gamma)):
+        before = state.as_vector().detach()
         state, hidden = updater.step(state, hidden, ctx_img, ctx_cams, targets)
+        change = change + (state.as_vector() - before).abs().mean() / T
         loss_t, p = loss_fn(_render_rgb(state.to_gaussians(), tgt_cams, model.config), tgt_img)
         total = total + w * loss_t
         parts[f"l1_{t + 1}"] = p["l1"]
+    if cfg.stability_weight > 0:
+        total = total + cfg.stability_weight * change
+    parts["stability"] = float(change.detach())
     parts["loss"] = float(total.detach())
     return total, parts
