@@ -14,7 +14,7 @@ import torch
 from resplat.cameras import Cameras, K_from_fov
 from resplat.cli.main import main
 from resplat.formats import read_splat_arrays, write_splats
-from resplat.gaussians import Gaussians, quat_to_rotmat
+from resplat.gaussians import Gaussians
 from resplat.render import render
 from resplat.views import load_image, save_image, write_transforms_json
 

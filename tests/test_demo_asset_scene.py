@@ -12,11 +12,9 @@ state.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +26,7 @@ import addon_env  # noqa: F401 (sets BLENDER_USER_RESOURCES before bpy is import
 bpy = pytest.importorskip("bpy")
 
 from resplat.views import read_views  # noqa: E402
+from repo_scripts import load_script  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 ASSET = REPO / "assets" / "spider" / "spider.obj"
@@ -36,12 +35,7 @@ SIZE, VIEWS, CONTEXT = 128, 4, 2
 
 def _demo():
     """demo/asset_scene.py as a module (demo/ is not a package)."""
-    if "asset_scene" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("asset_scene", REPO / "demo" / "asset_scene.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["asset_scene"] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules["asset_scene"]
+    return load_script("demo", "asset_scene")
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -10,10 +10,7 @@ HDRI, one room. Blender's factory startup scene is restored afterwards.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -24,19 +21,12 @@ bpy = pytest.importorskip("bpy")
 
 from resplat.data import SyntheticDataset  # noqa: E402
 from resplat.data.generate import GeneratorConfig, draw_scene, make_scene  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
+from repo_scripts import load_script  # noqa: E402
 
 
 def _demo():
     """demo/cycles_dataset.py as a module (demo/ is not a package)."""
-    if "cycles_dataset" not in sys.modules:
-        sys.path.insert(0, str(REPO / "demo"))
-        spec = importlib.util.spec_from_file_location("cycles_dataset", REPO / "demo" / "cycles_dataset.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["cycles_dataset"] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules["cycles_dataset"]
+    return load_script("demo", "cycles_dataset")
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -10,7 +10,6 @@ results.json scores every iteration and the equal-time optimisation."""
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
 import math
 import os
@@ -28,6 +27,7 @@ bpy = pytest.importorskip("bpy")
 
 from resplat.formats import read_splat_arrays, read_splats  # noqa: E402
 from resplat.model import prune_transparent  # noqa: E402
+from repo_scripts import load_script  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = REPO / "runtime" / "resplat" / "model" / "weights" / "tiny.safetensors"
@@ -40,11 +40,7 @@ OUTPUTS = ("scene.blend", "scene.ply", "heldout.png", "results.md", "results.jso
 def _pointcloud_module():
     """The add-on's ``splats.pointcloud`` from this checkout, without registering the add-on
     (demo/asset_scene.py imports the add-on's modules under a private package name)."""
-    if "asset_scene" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("asset_scene", REPO / "demo" / "asset_scene.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["asset_scene"] = mod
-        spec.loader.exec_module(mod)
+    load_script("demo", "asset_scene")
     return importlib.import_module("_resplat_demo_extension.resplat_addon.splats.pointcloud")
 
 

@@ -8,26 +8,17 @@ depth is 0.
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from repo_scripts import load_script
 
-REPO = Path(__file__).resolve().parents[1]
 SIZE = 64
 
 
 def _bench():
-    if "eval_assets" not in sys.modules:
-        sys.path.insert(0, str(REPO / "benchmarks"))
-        spec = importlib.util.spec_from_file_location("eval_assets", REPO / "benchmarks" / "eval_assets.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["eval_assets"] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules["eval_assets"]
+    return load_script("benchmarks", "eval_assets")
 
 
 def _plane_scene():

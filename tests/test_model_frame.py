@@ -7,7 +7,6 @@ Tiny preset with random weights, 3 views of 64x64."""
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import torch
 

@@ -5,24 +5,14 @@ numbers; nothing is optimised."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
+from repo_scripts import load_script
 
 
 def _bench():
-    if "polish_curve" not in sys.modules:
-        sys.path.insert(0, str(REPO / "benchmarks"))
-        spec = importlib.util.spec_from_file_location("polish_curve", REPO / "benchmarks" / "polish_curve.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["polish_curve"] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules["polish_curve"]
+    return load_script("benchmarks", "polish_curve")
 
 
 def _run(start, strategy, psnrs, every=10.0, prep=1.0):

@@ -6,10 +6,7 @@ optimisation curve starts at the iteration-0 numbers and its times grow."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -19,16 +16,11 @@ from resplat.metrics import psnr
 from resplat.model import build_model, load_checkpoint, reconstruct
 from resplat.render import render
 from resplat.train.checkpointing import export_safetensors
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "recurrence.py"
+from repo_scripts import load_script
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("recurrence_bench", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks", "recurrence", "recurrence_bench")
 
 
 @pytest.fixture(scope="module")
