@@ -169,7 +169,8 @@ MERGE_KEYS = ("weights", "threads", "budget", "eval_every", "iterations", "model
 
 def merge(results: list[dict], names: list[str] | None = None) -> dict:
     """One result from several runs of this benchmark (scenes, or curves of a scene, measured in
-    different sessions): scenes in first-seen order, a scene's curves appended in order.
+    different sessions): scenes in first-seen order, a scene's curves in the order of
+    :data:`STARTS`, no densification before the strategies.
 
     Raises:
         BenchmarkInputError: the results differ in a setting of :data:`MERGE_KEYS`, or two of them
@@ -191,6 +192,9 @@ def merge(results: list[dict], names: list[str] | None = None) -> dict:
                 if any(run_key(x) == run_key(run) for x in have["runs"]):
                     raise BenchmarkInputError(f"--merge: {name} repeats {s['name']}'s curve {run_key(run)}")
                 have["runs"].append(run)
+    order = {"none": 0, "default": 1, "mcmc": 2}
+    for s in scenes.values():  # the table's order: by start, then no densification first
+        s["runs"].sort(key=lambda r: (STARTS.index(r["start"]), order.get(r["strategy"], 3)))
     return dict(first, scenes=list(scenes.values()), seconds=sum(r.get("seconds", 0.0) for r in results),
                 merged_from=list(names))
 
