@@ -32,7 +32,7 @@ final count), ``--png``
 (matplotlib: content PSNR against wall time, one panel per scene and one for the mean; colour =
 start, solid = no densification, dashed = default).
 
-The full run (the issue's 10 minutes per curve: 8 curves x 600 s, about 85 minutes per scene on
+The full run (10 minutes per curve: 8 curves x 600 s, about 85 minutes per scene on
 one thread, 7 to 8 hours for the three assets and two synthetic scenes; run it on an otherwise
 idle machine)::
 

@@ -35,15 +35,17 @@ class TrainConfig:
             depth to the model (``forward_initial(depths=...)``), so that the model learns to
             use Blender's depth pass when a scene gives it. Default 0 (RGB only).
         max_iterations: T is drawn uniformly in 1..max_iterations (paper: 4) in stage "update".
-        recurrence_stages: a staged recurrence depth instead (``../shared/RESEARCH.md`` section
-            1b, "D = 2, then 3-4, then 4-6"): ((first step, max T), ...) with first steps
+        recurrence_stages: a staged recurrence depth instead (a curriculum of T = 2, then up to
+            4, then up to 6; training practice around ReSplat, arXiv 2510.08575, not part of its
+            paper, which draws T in 1..4): ((first step, max T), ...) with first steps
             increasing from 0, e.g. ((0, 2), (200, 4), (400, 6)); empty: ``max_iterations``
             throughout (:meth:`max_iterations_at`).
         stability_weight: weight of the recurrence-stability term in stage "update": the mean
             absolute change of the Gaussians' parameters (:meth:`UpdateState.as_vector
             <resplat.model.update_state.UpdateState.as_vector>`, model frame) made by each
-            iteration, averaged over the T iterations (RESEARCH.md section 1b: "a recurrence
-            loss that penalises large changes of the splats between iterations"). 0 disables.
+            iteration, averaged over the T iterations (a recurrence loss that penalises large
+            changes of the splats between iterations; same training practice, not in the paper).
+            0 disables.
         gamma: iteration t of T weighs gamma^(T-1-t) (paper: 0.9).
         seed: seeds the model init, scene/T sampling (rank added under DDP).
         checkpoint_every: steps between resumable checkpoints (0: only at the end).
