@@ -55,6 +55,7 @@ Run (project venv, PyPI ``bpy``)::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -76,11 +77,13 @@ from mathutils import Matrix, Vector  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import asset_scene  # noqa: E402  (the add-on's modules, loaded from this checkout, and render settings)
-from resplat.data.dataset import GENERATOR, write_json_atomic, write_scene  # noqa: E402
-from resplat.data.generate import VERSION, GeneratorConfig, draw_scene, finish_scene, scene_name  # noqa: E402
+from resplat.cli.cmd_data import add_generator_arguments, generator_config  # noqa: E402
+from resplat.data.dataset import write_json_atomic, write_scene  # noqa: E402
+from resplat.data.generate import (GeneratorConfig, dataset_index, draw_scene, finish_scene,  # noqa: E402
+                                   finished_scene_meta, scene_name)
 from resplat.data.render import PLAIN_ALBEDO  # noqa: E402
 from resplat.data.scene import Scene  # noqa: E402
-from resplat.data.textures import ALL_TEXTURES, texture_bank  # noqa: E402
+from resplat.data.textures import texture_bank  # noqa: E402
 from resplat.errors import ResplatError  # noqa: E402
 from resplat.views.images import load_images  # noqa: E402
 
@@ -103,11 +106,12 @@ class CyclesDatasetError(ResplatError):
 # --- the Blender scene -----------------------------------------------------------------------
 
 
-def studio_hdris() -> list[Path]:
+@functools.lru_cache(maxsize=1)
+def studio_hdris() -> tuple[Path, ...]:
     """The CC0 studio-light HDRIs that ship inside Blender (``datafiles/studiolights/world``),
     sorted by name; empty when this build has none."""
     root = bpy.utils.system_resource("DATAFILES", path="studiolights/world")
-    return sorted(Path(root).glob("*.exr")) if root else []
+    return tuple(sorted(Path(root).glob("*.exr"))) if root else ()
 
 
 def _surface_image(name: str, scene: Scene, surface: int):
@@ -352,14 +356,13 @@ def make_cycles_scene(cfg: GeneratorConfig, seed: int, index: int, samples: int,
 
 
 def _done(folder: Path, cfg: GeneratorConfig, seed: int, renderer: dict) -> bool:
-    try:
-        meta = json.loads((folder / "scene.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    """A complete scene of these options (:func:`resplat.data.generate.finished_scene_meta`) that
+    this renderer made (its per-scene HDRI choice aside)?"""
+    meta = finished_scene_meta(folder, cfg, seed)
+    if meta is None:
         return False
-    old = dict(meta.get("renderer") or {})
-    old.pop("hdri", None), old.pop("hdri_turn", None)
-    return meta.get("version") == VERSION and meta.get("seed") == seed and meta.get("options") == asdict(cfg) \
-        and old == renderer
+    made = {k: v for k, v in (meta.get("renderer") or {}).items() if k not in ("hdri", "hdri_turn")}
+    return made == renderer
 
 
 def generate_cycles_dataset(out: Path, scenes: int, seed: int, cfg: GeneratorConfig, samples: int = 32,
@@ -396,48 +399,26 @@ def generate_cycles_dataset(out: Path, scenes: int, seed: int, cfg: GeneratorCon
             log(json.dumps({"event": "progress", "stage": "generate", "step": i + 1, "total": scenes,
                             "metrics": {"seconds": round(time.perf_counter() - t, 3),
                                         "hdri": meta["renderer"]["hdri"]}}), flush=True)
-    index = {"generator": GENERATOR, "version": VERSION, "seed": seed, "options": asdict(cfg), "renderer": renderer,
-             "counts": {"scenes": scenes, "views_per_scene": cfg.views, "context": cfg.context,
-                        "target": cfg.views - cfg.context},
-             "textures": list(ALL_TEXTURES), "seconds": round(time.perf_counter() - t0, 3),
-             "scenes": [scene_name(i) for i in range(scenes)]}
+    index = {**dataset_index(cfg, seed, scenes, time.perf_counter() - t0), "renderer": renderer}
     write_json_atomic(index_path, index)
     return index
 
 
 def main(argv: list[str] | None = None) -> int:
     """``cycles_dataset.py OUT --scenes N [--seed --size WxH --views --context --rig ... --samples
-    --hdri-fraction --threads]`` (the generator's options of ``resplat data generate``)."""
+    --hdri-fraction --threads]``: the generator's options and defaults of ``resplat data generate``
+    (:func:`resplat.cli.cmd_data.add_generator_arguments`) plus the renderer's."""
     if argv is None:
         argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else sys.argv[1:]
     ap = argparse.ArgumentParser(prog="cycles_dataset.py", description=__doc__.split("\n\n")[0])
-    ap.add_argument("out", type=Path)
-    ap.add_argument("--scenes", type=int, required=True)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--size", default="128x128", help="WxH pixels (default 128x128)")
-    ap.add_argument("--views", type=int, default=12)
-    ap.add_argument("--context", type=int, default=8)
-    ap.add_argument("--rig", default="mixed", choices=("orbit", "forward", "random", "mixed"))
-    ap.add_argument("--min-objects", type=int, default=3)
-    ap.add_argument("--max-objects", type=int, default=12)
-    for name in ("open", "soft", "smooth", "pattern"):
-        ap.add_argument(f"--{name}-fraction", type=float, default=0.0)
-    ap.add_argument("--scale-decades", type=float, default=0.0)
+    add_generator_arguments(ap)
     ap.add_argument("--samples", type=int, default=32, help="Cycles samples per pixel (default 32)")
     ap.add_argument("--hdri-fraction", type=float, default=0.0, help="share of open scenes under a studio HDRI")
     ap.add_argument("--threads", type=int, default=1, help="render threads (default 1; 0: all cores)")
     a = ap.parse_args(argv)
     try:
-        w, h = (int(x) for x in a.size.lower().split("x"))
-    except ValueError:
-        print(f"cycles_dataset: error: --size must be WxH in pixels, e.g. 128x128, got {a.size!r}", file=sys.stderr)
-        return 2
-    try:
-        cfg = GeneratorConfig(width=w, height=h, views=a.views, context=a.context, rig=a.rig,
-                              min_objects=a.min_objects, max_objects=a.max_objects, open_fraction=a.open_fraction,
-                              soft_fraction=a.soft_fraction, smooth_fraction=a.smooth_fraction,
-                              pattern_fraction=a.pattern_fraction, scale_decades=a.scale_decades)
-        index = generate_cycles_dataset(a.out, a.scenes, a.seed, cfg, a.samples, a.hdri_fraction, a.threads)
+        index = generate_cycles_dataset(a.out, a.scenes, a.seed, generator_config(a), a.samples, a.hdri_fraction,
+                                        a.threads)
     except ResplatError as e:
         print(f"cycles_dataset: error: {e}", file=sys.stderr)
         return 2

@@ -9,13 +9,10 @@ from pathlib import Path
 from .common import parse_size
 
 
-def add_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("data", help="synthetic training data (generate)",
-                       description="Synthetic training data for the embedded model.")
-    actions = p.add_subparsers(dest="data_command", required=True, parser_class=type(p))
-    g = actions.add_parser("generate", help="generate a synthetic dataset",
-                           description="Render procedural multi-object scenes with real-photo textures (CC0 / public domain, "
-                                       "shipped by scikit-image) from camera rigs; deterministic under --seed.")
+def add_generator_arguments(g: argparse.ArgumentParser) -> None:
+    """OUT, --scenes, --seed and the :class:`~resplat.data.GeneratorConfig` options (read back by
+    :func:`generator_config`); shared with ``demo/cycles_dataset.py``, which renders the same
+    scenes with Blender's Cycles."""
     g.add_argument("out", type=Path, help="output folder (created; an interrupted run resumes)")
     g.add_argument("--scenes", type=int, required=True, help="number of scenes")
     g.add_argument("--seed", type=int, default=0, help="dataset seed (default 0); scene i depends only on (seed, i)")
@@ -34,6 +31,28 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "third of it) (default 0)")
     g.add_argument("--scale-decades", type=float, default=0.0,
                    help="world scale spread: 10^u, u uniform in +-decades/2 (default 0: metres as drawn)")
+
+
+def generator_config(args):
+    """The :class:`~resplat.data.GeneratorConfig` of :func:`add_generator_arguments`' options
+    (context views default to views - 4, at least 1)."""
+    from ..data import GeneratorConfig
+
+    context = args.context if args.context is not None else max(1, args.views - 4)
+    return GeneratorConfig(width=args.size[0], height=args.size[1], views=args.views, context=context,
+                           rig=args.rig, supersample=args.supersample, open_fraction=args.open_fraction,
+                           soft_fraction=args.soft_fraction, smooth_fraction=args.smooth_fraction,
+                           pattern_fraction=args.pattern_fraction, scale_decades=args.scale_decades)
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("data", help="synthetic training data (generate)",
+                       description="Synthetic training data for the embedded model.")
+    actions = p.add_subparsers(dest="data_command", required=True, parser_class=type(p))
+    g = actions.add_parser("generate", help="generate a synthetic dataset",
+                           description="Render procedural multi-object scenes with real-photo textures (CC0 / public domain, "
+                                       "shipped by scikit-image) from camera rigs; deterministic under --seed.")
+    add_generator_arguments(g)
     g.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     g.add_argument("--progress", choices=("bar", "jsonl", "none"), default=argparse.SUPPRESS,
                    help="progress output (as for every command)")
@@ -41,13 +60,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args, progress) -> None:
-    from ..data import GeneratorConfig, generate_dataset
+    from ..data import generate_dataset
 
-    context = args.context if args.context is not None else max(1, args.views - 4)
-    cfg = GeneratorConfig(width=args.size[0], height=args.size[1], views=args.views, context=context,
-                          rig=args.rig, supersample=args.supersample, open_fraction=args.open_fraction,
-                          soft_fraction=args.soft_fraction, smooth_fraction=args.smooth_fraction,
-                          pattern_fraction=args.pattern_fraction, scale_decades=args.scale_decades)
+    cfg = generator_config(args)
 
     def callback(done: int, total: int, seconds: float) -> None:
         progress.step("generate", done, total, seconds=seconds)

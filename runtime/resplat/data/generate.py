@@ -141,13 +141,24 @@ def make_scene(cfg: GeneratorConfig, seed: int, index: int) -> tuple[Tensor, Ten
     return finish_scene(drawn, out.images, out.depth)
 
 
-def _done(folder: Path, cfg: GeneratorConfig, seed: int) -> bool:
-    """Is ``folder`` a complete scene made with these options (resume support)?"""
+def finished_scene_meta(folder: Path, cfg: GeneratorConfig, seed: int) -> dict | None:
+    """The scene.json dict of ``folder`` when it is a complete scene made by this version with
+    this seed and these options (resume support), else None."""
     try:
         meta = json.loads((folder / "scene.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
-    return meta.get("version") == VERSION and meta.get("seed") == seed and meta.get("options") == asdict(cfg)
+        return None
+    ok = meta.get("version") == VERSION and meta.get("seed") == seed and meta.get("options") == asdict(cfg)
+    return meta if ok else None
+
+
+def dataset_index(cfg: GeneratorConfig, seed: int, scenes: int, seconds: float) -> dict:
+    """The index.json dict of a dataset of ``scenes`` scenes (docs/dataset.md): generator,
+    version, seed, options, counts, texture names, ``seconds`` (rounded to ms) and scene folders."""
+    return {"generator": GENERATOR, "version": VERSION, "seed": seed, "options": asdict(cfg),
+            "counts": {"scenes": scenes, "views_per_scene": cfg.views, "context": cfg.context, "target": cfg.views - cfg.context},
+            "textures": list(ALL_TEXTURES), "seconds": round(seconds, 3),
+            "scenes": [scene_name(i) for i in range(scenes)]}
 
 
 def _work(job) -> tuple[int, float]:
@@ -185,7 +196,7 @@ def generate_dataset(out: str | Path, scenes: int, seed: int, cfg: GeneratorConf
             raise ResplatError(f"{out}: holds a dataset made with another seed, version or options; use a new folder")
     for tmp in out.glob("scene_*.tmp"):
         shutil.rmtree(tmp)
-    todo = [i for i in range(scenes) if not _done(out / scene_name(i), cfg, seed)]
+    todo = [i for i in range(scenes) if finished_scene_meta(out / scene_name(i), cfg, seed) is None]
     jobs = [(str(out), cfg, seed, i) for i in todo]
     done = scenes - len(todo)
     t0 = time.perf_counter()
@@ -204,9 +215,6 @@ def generate_dataset(out: str | Path, scenes: int, seed: int, cfg: GeneratorConf
         torch.set_num_threads(threads)
         if workers > 1 and len(jobs) > 1:
             pool.terminate()
-    index = {"generator": GENERATOR, "version": VERSION, "seed": seed, "options": asdict(cfg),
-             "counts": {"scenes": scenes, "views_per_scene": cfg.views, "context": cfg.context, "target": cfg.views - cfg.context},
-             "textures": list(ALL_TEXTURES), "seconds": round(time.perf_counter() - t0, 3),
-             "scenes": [scene_name(i) for i in range(scenes)]}
+    index = dataset_index(cfg, seed, scenes, time.perf_counter() - t0)
     write_json_atomic(index_path, index)
     return index
