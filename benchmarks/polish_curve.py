@@ -76,6 +76,8 @@ from resplat.errors import ResplatError  # noqa: E402
 #: fractions of the budget reported in the tables
 FRACTIONS = (0.1, 0.25, 0.5, 1.0)
 STARTS = ("random", "depth", "model-it0", "model-itK")
+#: densification strategies in the tables' order (resplat.optim.STRATEGIES, "none" first)
+STRATEGY_ORDER = ("none", "default", "mcmc")
 
 
 def prepare_start(start: str, scene, model, iterations: int, model_depth: bool, seed: int = 0):
@@ -152,14 +154,14 @@ def run_key(run: dict) -> tuple[str, str]:
     return run["label"], run["strategy"]
 
 
-def common_runs(scenes: list[dict]) -> list[tuple[tuple[str, str], list[dict]]]:
-    """(key, that curve in every scene) for the curves every scene has, in the first scene's order
-    (the mean rows and the mean panel)."""
+def common_runs(scenes: list[dict]) -> list[list[dict]]:
+    """For each curve every scene has (:func:`run_key`), in the first scene's order: that curve
+    in every scene (the mean rows and the mean panel)."""
     out = []
     for r in scenes[0]["runs"]:
         runs = [next((x for x in s["runs"] if run_key(x) == run_key(r)), None) for s in scenes]
         if all(x is not None for x in runs):
-            out.append((run_key(r), runs))
+            out.append(runs)
     return out
 
 
@@ -192,9 +194,8 @@ def merge(results: list[dict], names: list[str] | None = None) -> dict:
                 if any(run_key(x) == run_key(run) for x in have["runs"]):
                     raise BenchmarkInputError(f"--merge: {name} repeats {s['name']}'s curve {run_key(run)}")
                 have["runs"].append(run)
-    order = {"none": 0, "default": 1, "mcmc": 2}
     for s in scenes.values():  # the table's order: by start, then no densification first
-        s["runs"].sort(key=lambda r: (STARTS.index(r["start"]), order.get(r["strategy"], 3)))
+        s["runs"].sort(key=lambda r: (STARTS.index(r["start"]), STRATEGY_ORDER.index(r["strategy"])))
     return dict(first, scenes=list(scenes.values()), seconds=sum(r.get("seconds", 0.0) for r in results),
                 merged_from=list(names))
 
@@ -220,7 +221,7 @@ def markdown(result: dict) -> str:
         lines.append("")
     if len(result["scenes"]) > 1:
         lines += [f"#### Mean over {len(result['scenes'])} scenes (curves every scene has)", "", head, rule]
-        for key, runs in common_runs(result["scenes"]):
+        for runs in common_runs(result["scenes"]):
             r = runs[0]
             cells = [_f(_mean([at_fraction(x["points"], f * b)["content_psnr"] for x in runs])) for f in FRACTIONS]
             lines.append(f"| {r['label']} | {r['strategy']} | {_f(_mean([x['prep_seconds'] for x in runs]))} | "
@@ -243,7 +244,7 @@ def write_png(path: Path, result: dict) -> None:
     panels = [(s["name"], s["runs"]) for s in scenes]
     if len(scenes) > 1:
         mean_runs = []
-        for _, runs in common_runs(scenes):
+        for runs in common_runs(scenes):
             n = min(len(x["points"]) for x in runs)
             mean_runs.append(dict(runs[0], points=[{"wall": _mean([x["points"][j]["wall"] for x in runs]),
                                                     "content_psnr": _mean([x["points"][j]["content_psnr"] for x in runs])}

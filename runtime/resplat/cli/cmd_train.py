@@ -89,8 +89,7 @@ def open_dataset(args):
     Raises:
         ResplatError: a folder that does not exist or is not a dataset (named).
     """
-    folders = args.data if isinstance(args.data, list) else [args.data]
-    sets = [_open_one(Path(f), args) for f in folders]
+    sets = [_open_one(Path(f), args) for f in args.data]
     if len(sets) == 1:
         return sets[0]
     from torch.utils.data import ConcatDataset

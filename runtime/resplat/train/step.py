@@ -112,11 +112,12 @@ def update_loss(model, sample, loss_fn: ImageLoss, cfg: TrainConfig, device: tor
     ctx_cams = frame.cameras(ctx_cams)
     with torch.no_grad():
         parts["l1_0"] = float((_render_rgb(state.to_gaussians(), tgt_cams, model.config) - tgt_img).abs().mean())
-    change = 0.0
+    change, before = 0.0, state.as_vector().detach()
     for t, w in enumerate(iteration_weights(T, cfg.gamma)):
-        before = state.as_vector().detach()
         state, hidden = updater.step(state, hidden, ctx_img, ctx_cams, targets)
-        change = change + (state.as_vector() - before).abs().mean() / T
+        after = state.as_vector()
+        change = change + (after - before).abs().mean() / T
+        before = after.detach()  # the next step starts from the detached state (Updater.step)
         loss_t, p = loss_fn(_render_rgb(state.to_gaussians(), tgt_cams, model.config), tgt_img)
         total = total + w * loss_t
         parts[f"l1_{t + 1}"] = p["l1"]
