@@ -44,3 +44,13 @@ def opencv_calib_dir() -> Path:
     if not (p / "left_intrinsics.yml").exists():
         pytest.fail(f"missing {p}: run `bash scripts/fetch-fixtures` (make test does)")
     return p
+
+
+@pytest.fixture(scope="module")
+def blender_factory_scene_after():
+    """For test modules that replace Blender's scene (``pytestmark = pytest.mark.usefixtures(...)``):
+    leave Blender's factory startup scene (cube, camera, light) for the next test module."""
+    yield
+    import bpy
+
+    bpy.ops.wm.read_homefile(use_factory_startup=True)

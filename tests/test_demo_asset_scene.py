@@ -24,6 +24,7 @@ import torch
 import addon_env  # noqa: F401 (sets BLENDER_USER_RESOURCES before bpy is imported)
 
 bpy = pytest.importorskip("bpy")
+pytestmark = pytest.mark.usefixtures("blender_factory_scene_after")
 
 from resplat.views import read_views  # noqa: E402
 from repo_scripts import load_script  # noqa: E402
@@ -36,13 +37,6 @@ SIZE, VIEWS, CONTEXT = 128, 4, 2
 def _demo():
     """demo/asset_scene.py as a module (demo/ is not a package)."""
     return load_script("demo", "asset_scene")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _factory_scene_after():
-    """Leave Blender's factory startup scene (cube, camera, light) for the next test module."""
-    yield
-    bpy.ops.wm.read_homefile(use_factory_startup=True)
 
 
 @pytest.fixture(scope="module")

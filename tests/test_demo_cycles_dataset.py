@@ -18,6 +18,7 @@ import torch
 import addon_env  # noqa: F401 (sets BLENDER_USER_RESOURCES before bpy is imported)
 
 bpy = pytest.importorskip("bpy")
+pytestmark = pytest.mark.usefixtures("blender_factory_scene_after")
 
 from resplat.data import SyntheticDataset  # noqa: E402
 from resplat.data.generate import GeneratorConfig, draw_scene, make_scene  # noqa: E402
@@ -27,12 +28,6 @@ from repo_scripts import load_script  # noqa: E402
 def _demo():
     """demo/cycles_dataset.py as a module (demo/ is not a package)."""
     return load_script("demo", "cycles_dataset")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _factory_scene_after():
-    yield
-    bpy.ops.wm.read_homefile(use_factory_startup=True)
 
 
 def _cfg(open_fraction: float) -> GeneratorConfig:
