@@ -1,5 +1,6 @@
 """``resplat train DATA --out RUN``: train a ReSplat model (stage "initial", then stage
-"update" from the initial weights), resumable, on CPU, CUDA or several GPUs under torchrun."""
+"update" from the initial weights; optionally stage "metagrad", ForeSplat's optimisation-aware
+fine-tuning of the initial model's head), resumable, on CPU, CUDA or several GPUs under torchrun."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import ResplatError
+from ..train.config import STAGE_LR, STAGES, TrainConfig
 from .common import DEVICE_HELP, config_from_json
 
 
@@ -14,19 +16,22 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a ReSplat model on synthetic scenes or pixelSplat chunks",
                        description="Train ReSplat (arXiv 2510.08575) in two stages: --stage initial trains the "
                                    "initial model; --stage update trains the recurrent updater with the initial "
-                                   "model (--init) frozen. Re-running with the same --out resumes. Multi-GPU: "
+                                   "model (--init) frozen; --stage metagrad fine-tunes the initial model's Gaussian "
+                                   "head (--init) so that its output polishes better (ForeSplat's MetaGrad). "
+                                   "Re-running with the same --out resumes. Multi-GPU: "
                                    "torchrun --nproc-per-node N -m resplat train ...")
     p.add_argument("data", type=Path, nargs="+",
                    help="dataset folder(s): synthetic scenes (resplat.data, ray-cast or Cycles-rendered) or *.torch "
                         "chunks; several folders train on their union, in the order given")
     p.add_argument("--out", required=True, type=Path, help="run folder (train-state.pt, log.jsonl, model.safetensors)")
-    p.add_argument("--stage", choices=("initial", "update"), default="initial")
+    p.add_argument("--stage", choices=STAGES, default="initial")
     p.add_argument("--preset", default=None,
                    help="model preset for a fresh model (default tiny); with --init, train those weights under "
                         "this preset's current settings (frame, size activation) instead of the stored ones")
     p.add_argument("--init", type=Path, default=None, help="weights to start from (stage update: the stage-initial export)")
     p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 2e-4 initial, 1e-4 update)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default "
+                   + ", ".join(f"{v:g} {k}" for k, v in STAGE_LR.items()) + ")")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-every", type=int, default=500)
     p.add_argument("--ssim-weight", type=float, default=0.2)
@@ -40,6 +45,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "(T up to 2 from step 0, up to 4 from step 200, up to 6 from step 400)")
     p.add_argument("--stability-weight", type=float, default=0.0,
                    help="stage update: weight of the mean parameter change per iteration (default 0: off)")
+    p.add_argument("--metagrad-steps", type=int, default=TrainConfig.metagrad_steps, metavar="K",
+                   help=f"stage metagrad: polish steps unrolled from each prediction (default {TrainConfig.metagrad_steps})")
+    p.add_argument("--metagrad-anchors", type=int, default=TrainConfig.metagrad_anchors, metavar="N",
+                   help=f"stage metagrad: anchor states along them, first and last included "
+                        f"(default {TrainConfig.metagrad_anchors})")
     p.add_argument("--stop-at", type=int, default=None, metavar="N",
                    help="stop after step N of --steps (resumable) and export those weights as "
                         "model-stepN.safetensors in --out (the schedule still spans --steps)")
@@ -114,8 +124,8 @@ def _model(args, device):
         return load_checkpoint(args.init, preset=cfg)
     if args.frame_scale is not None:
         preset = replace(get_config(preset), frame_scale=args.frame_scale)
-    if args.stage == "update":
-        raise ResplatError("--stage update needs --init: the weights exported by --stage initial")
+    if args.stage != "initial":
+        raise ResplatError(f"--stage {args.stage} needs --init: the weights exported by --stage initial")
     import torch
 
     torch.manual_seed(args.seed)
@@ -124,14 +134,15 @@ def _model(args, device):
 
 def run(args, progress) -> None:
     from ..device import resolve_device
-    from ..train import TrainConfig, train
+    from ..train import train
 
     device = resolve_device(args.device)
-    lr = args.lr if args.lr is not None else (2e-4 if args.stage == "initial" else 1e-4)
+    lr = args.lr if args.lr is not None else STAGE_LR[args.stage]
     cfg = TrainConfig(stage=args.stage, steps=args.steps, lr=lr, seed=args.seed, checkpoint_every=args.checkpoint_every,
                       ssim_weight=args.ssim_weight, depth_weight=args.depth_weight,
                       depth_prior_prob=args.depth_prior_prob, max_iterations=args.max_iterations,
                       recurrence_stages=args.recurrence_stages, stability_weight=args.stability_weight,
+                      metagrad_steps=args.metagrad_steps, metagrad_anchors=args.metagrad_anchors,
                       perceptual_weight=args.perceptual_weight,
                       perceptual_weights=str(args.vgg_weights) if args.vgg_weights else None, bf16=not args.no_bf16,
                       bf16_cpu=args.bf16_cpu)

@@ -6,7 +6,10 @@ from dataclasses import asdict, dataclass
 
 from ..errors import ResplatError
 
-STAGES = ("initial", "update")
+STAGES = ("initial", "update", "metagrad")
+#: peak learning rate of each stage when none is given (paper: 2e-4 stage 1, 1e-4 stage 2;
+#: metagrad fine-tunes a trained head, lower).
+STAGE_LR = {"initial": 2e-4, "update": 1e-4, "metagrad": 5e-5}
 
 
 class TrainConfigError(ResplatError, ValueError):
@@ -19,7 +22,9 @@ class TrainConfig:
 
     Attributes:
         stage: "initial" (depth network + Gaussian head; paper stage 1) or "update" (the
-            recurrent updater, initial model frozen; paper stage 2).
+            recurrent updater, initial model frozen; paper stage 2) or "metagrad" (the initial
+            model's Gaussian head fine-tuned by first-order gradients along a short polish,
+            ForeSplat's MetaGrad, arXiv 2605.22020; :mod:`resplat.train.metagrad`).
         steps: optimiser steps of the run (the one-cycle schedule spans them).
         lr: peak learning rate (paper: 2e-4 stage 1, 1e-4 stage 2).
         weight_decay: AdamW weight decay.
@@ -46,6 +51,10 @@ class TrainConfig:
             iteration, averaged over the T iterations (a recurrence loss that penalises large
             changes of the splats between iterations; same training practice, not in the paper).
             0 disables.
+        metagrad_steps: stage "metagrad": K, the polish steps unrolled from each prediction
+            (default 20; 0 trains on the zero-step loss alone).
+        metagrad_anchors: stage "metagrad": anchor states along the K steps, 0 and K
+            included (default 4; :func:`resplat.train.metagrad.anchor_steps`).
         gamma: iteration t of T weighs gamma^(T-1-t) (paper: 0.9).
         seed: seeds the model init, scene/T sampling (rank added under DDP).
         checkpoint_every: steps between resumable checkpoints (0: only at the end).
@@ -69,6 +78,8 @@ class TrainConfig:
     max_iterations: int = 4
     recurrence_stages: tuple[tuple[int, int], ...] = ()
     stability_weight: float = 0.0
+    metagrad_steps: int = 20
+    metagrad_anchors: int = 4
     gamma: float = 0.9
     seed: int = 0
     checkpoint_every: int = 500
@@ -92,6 +103,9 @@ class TrainConfig:
                                    f"and T >= 1, got {stages}")
         if self.stability_weight < 0:
             raise TrainConfigError(f"training setting stability_weight must be >= 0, got {self.stability_weight}")
+        if self.metagrad_steps < 0 or self.metagrad_anchors < (2 if self.metagrad_steps else 1):
+            raise TrainConfigError(f"training settings metagrad_steps must be >= 0 and metagrad_anchors >= 2, got "
+                                   f"{self.metagrad_steps}, {self.metagrad_anchors}")
         if self.lr <= 0 or self.clip <= 0:
             raise TrainConfigError(f"training settings lr and clip must be > 0, got {self.lr}, {self.clip}")
 

@@ -24,13 +24,16 @@ from ..model.amp import cpu_bf16
 from .checkpointing import export_safetensors, load_training_state, save_training_state
 from .config import TrainConfig
 from .losses import ImageLoss
+from .metagrad import metagrad_loss
 from .schedule import one_cycle_scheduler
 from .step import initial_loss, update_loss
 
 #: encoder children trained in stage "initial"; the others (the updater's) in stage "update".
 INITIAL_MODULES = ("depth_predictor", "gaussian_regressor", "proj", "pt", "gaussian_head")
-#: the updater's ResNet-18 taps stay frozen in both stages (the release freezes them too).
+#: the updater's ResNet-18 taps stay frozen in every stage (the release freezes them too).
 FROZEN_MODULES = ("update_feature",)
+#: encoder children trained in stage "metagrad" (ForeSplat fine-tunes the prediction head).
+METAGRAD_MODULES = ("gaussian_head",)
 
 STATE_FILE = "train-state.pt"
 WEIGHTS_FILE = "model.safetensors"
@@ -42,7 +45,10 @@ def trainable_parameters(model, stage: str) -> list[torch.nn.Parameter]:
     parameters in a fixed order."""
     params = []
     for name, child in model.encoder.named_children():
-        train = name not in FROZEN_MODULES and ((name in INITIAL_MODULES) == (stage == "initial"))
+        if stage == "metagrad":
+            train = name in METAGRAD_MODULES
+        else:
+            train = name not in FROZEN_MODULES and ((name in INITIAL_MODULES) == (stage == "initial"))
         for p in child.parameters():
             p.requires_grad_(train)
             if train:
@@ -69,7 +75,8 @@ def train(model, dataset: Sequence, config: TrainConfig, out_dir: str | os.PathL
     """Train ``model`` (a :class:`resplat.model.ReSplatModel`) for ``config.steps`` steps.
 
     Args:
-        model: the model; stage "update" expects trained initial weights already loaded.
+        model: the model; stages "update" and "metagrad" expect trained initial weights
+            already loaded.
         dataset: indexable examples with the ``resplat.data.SceneSample`` attributes
             (:mod:`resplat.train.step`); one example per step and rank, drawn uniformly.
         config: :class:`TrainConfig`.
@@ -119,6 +126,8 @@ def train(model, dataset: Sequence, config: TrainConfig, out_dir: str | os.PathL
         with cpu_bf16(config.bf16_cpu):
             if config.stage == "initial":
                 loss, parts = initial_loss(model, sample, loss_fn, config, dev, rng)
+            elif config.stage == "metagrad":
+                loss, parts = metagrad_loss(model, sample, loss_fn, config, dev, rng)
             else:
                 loss, parts = update_loss(model, sample, loss_fn, config, dev, rng, step=step)
         optimizer.zero_grad(set_to_none=False)
