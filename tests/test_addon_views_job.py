@@ -289,7 +289,7 @@ def test_camera_list_and_held_out_errors(env):
     for c in rig.objects:
         c.resplat_held_out = True
     before, left = _scene_state(bpy), jobs_left()
-    for op_name, where in (("reconstruct", "collection 'Rig'"), ("refine", "the selection")):
+    for op_name, where in (("reconstruct", "collection 'Rig'"), ("refine", "collection 'Rig'")):
         if op_name == "refine":
             for o in bpy.data.objects:
                 o.select_set(o.type == "CAMERA" and o.name != "Elsewhere" or o == splat)
@@ -310,6 +310,26 @@ def test_camera_list_and_held_out_errors(env):
     layout = _Layout()
     panel.VIEW3D_PT_resplat.draw(SimpleNamespace(layout=layout), bpy.context)
     assert ("label", "Held-out cameras are left out, not measured (Quality Readout is off)") in layout.calls
+
+
+def test_refine_uses_the_panels_cameras(env):
+    """Refine fits the cameras the panel lists, as Reconstruct: the collection's (whatever is
+    selected), or with Cameras = Selected only the selected ones."""
+    bpy, addon, rig, splat = env
+    refine = addon_module(addon, "operators.refine")
+    s = bpy.context.scene.resplat
+    other = bpy.data.objects.new("Elsewhere", bpy.data.cameras.new("Elsewhere"))
+    bpy.context.scene.collection.objects.link(other)
+    for o in bpy.data.objects:
+        o.select_set(o in (other, splat))
+    bpy.context.view_layer.objects.active = splat
+    for source, want in (("COLLECTION", ["Cam0", "Cam1", "Cam2"]), ("SELECTED", ["Elsewhere"])):
+        s.cameras = source
+        job = refine.make_job(bpy.context)
+        try:
+            assert [c.name for c in job.cameras] == want and job.heldout == []
+        finally:
+            job.cancel()
 
 
 def test_defaults_come_from_the_runtime(env):

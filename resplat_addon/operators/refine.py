@@ -1,5 +1,6 @@
-"""3D View > ReSplat > Refine: optimise the active splat object from the selected cameras
-(``resplat optimize --init``) and update it in place as one undo step.
+"""3D View > ReSplat > Refine: optimise the active splat object from the panel's cameras (the
+same as Reconstruct's: the selected cameras, or every camera of the chosen collection; the list
+in the panel) (``resplat optimize --init``) and update it in place as one undo step.
 
 The object's current splats are read with its world transform baked in (the File > Export code:
 :func:`..splats.transform.bake_transform`), so the runtime works in world space; the refined
@@ -7,7 +8,7 @@ splats replace the object's point cloud data and its transform is reset to ident
 splats stay where they were. Views come from the cameras as for Reconstruct (rendered one per
 tick with every splat object hidden, so the object is not fitted to its own rendering); the
 Polish setting gives the optimisation a wall-clock budget (``--seconds``), and ``resplat eval``
-measures the result at the views (the Quality readout). Selected cameras marked Held Out are not
+measures the result at the views (the Quality readout). Cameras marked Held Out are not
 fitted: with the Quality readout on they are rendered as ground truth and measured apart.
 """
 
@@ -70,14 +71,16 @@ class RefineJob(SplatJob):
 
 
 def make_job(context) -> RefineJob:
-    """The job for the active object and the selected cameras (ResplatError on bad input)."""
+    """The job for the active object and the panel's cameras (``scene.resplat.cameras``: the
+    selection or the collection, as Reconstruct; ResplatError on bad input)."""
     s = context.scene.resplat
     prefs = get_prefs(context)
     job = RefineJob(context, s, context.view_layer.objects.active, [], interpreter(prefs), job_device(s, prefs))
-    job.cameras, job.heldout = job_cameras(context, "SELECTED")  # after the splat object was checked
+    job.cameras, job.heldout = job_cameras(context, s.cameras, s.collection)  # after the splat object was checked
     return begun(job)
 
 
 RESPLAT_OT_refine = job_operator(
-    "RESPLAT_OT_refine", "resplat.refine", "Refine from Selected Cameras", make_job,
-    "Optimise the active splat object from the selected cameras' views, in place (Esc cancels)")
+    "RESPLAT_OT_refine", "resplat.refine", "Refine", make_job,
+    "Optimise the active splat object from the views of the panel's cameras (the selected ones or the "
+    "collection's, as Reconstruct), in place (Esc cancels)")
