@@ -73,3 +73,23 @@ def test_merge_refuses_other_settings_and_repeated_curves():
         b.merge([a, _result([("jeep", [_run("random", "none", [8, 9])])], budget=600.0)], ["a", "b"])
     with pytest.raises(b.BenchmarkInputError, match="repeats spider's curve"):
         b.merge([a, _result([("spider", [_run("random", "none", [1, 2])])])], ["a", "b"])
+
+
+def test_compare_two_weights():
+    """benchmarks/polish_compare.py: A, B and B - A at the start and at given seconds for the
+    curves both results have, means over scenes, refusal of other settings."""
+    cmp = load_script("benchmarks", "polish_compare")
+    a = _result([("spider", [_run("model-it0", "none", [17, 18, 19, 20, 21]), _run("random", "none", [8, 9, 10, 11, 12])]),
+                 ("jeep", [_run("model-it0", "none", [15, 16, 17, 18, 19])])])
+    b = _result([("spider", [_run("model-it0", "none", [17, 19, 21, 22, 22])]),
+                 ("jeep", [_run("model-it0", "none", [14, 16, 18, 19, 20])])], weights="meta.safetensors")
+    md = cmp.compare(a, b, [15.0, 40.0])
+    # scores at 15 s are the ones at 20 s (the first at or after)
+    assert "| spider | model-it0+depth | none | 17.00 | 17.00 | +0.00 | 19.00 | 21.00 | +2.00 | 21.00 | 22.00 | +1.00 |" in md
+    assert "| jeep | model-it0+depth | none | 15.00 | 14.00 | -1.00 | 17.00 | 18.00 | +1.00 | 19.00 | 20.00 | +1.00 |" in md
+    assert "| **mean** | model-it0+depth | none | 16.00 | 15.50 | -0.50 | 18.00 | 19.50 | +1.50 | 20.00 | 21.00 | +1.00 |" in md
+    assert "random" not in md and "`meta.safetensors`" in md
+    with pytest.raises(cmp.BenchmarkInputError, match="budget"):
+        cmp.compare(a, _result([], budget=60.0), [15.0])
+    with pytest.raises(cmp.BenchmarkInputError, match="share no curve"):
+        cmp.compare(a, _result([("sydney", [_run("model-it0", "none", [1, 2])])]), [15.0])
