@@ -117,6 +117,9 @@ def runtime_command(python: str, command: str, views: str, out: str, *, checkpoi
             ``--polish-seconds``) or "optimize" (``steps``, ``seconds`` as ``--seconds``;
             ``init`` file, else ``--depth-init random_count`` when ``depth_init`` (the views
             carry depth maps), else ``--random random_count``). ``seconds`` 0: no time budget.
+            An ``init`` (Refine: an existing splat object) is polished as Reconstruct's polish
+            is, with ``--strategy`` :data:`resplat.defaults.POLISH_STRATEGY` (densification);
+            random and depth starts keep their count.
         views: transforms.json path; out: output .ply path; preview_dir: "" for none.
     """
     cmd = [python, "-m", "resplat", command, views, "--out", out, "--device", device, "--progress", "jsonl"]
@@ -126,7 +129,8 @@ def runtime_command(python: str, command: str, views: str, out: str, *, checkpoi
             "--prune-opacity", f"{prune_opacity:g}", "--optimize-steps", str(steps)]
         cmd += ["--polish-seconds", f"{seconds:g}"] if seconds > 0 else []
     else:
-        start = ["--init", init] if init else ["--depth-init" if depth_init else "--random", str(random_count)]
+        start = (["--init", init, "--strategy", D.POLISH_STRATEGY] if init
+                 else ["--depth-init" if depth_init else "--random", str(random_count)])
         cmd += ["--steps", str(steps)] + (["--seconds", f"{seconds:g}"] if seconds > 0 else []) + start
     if preview_dir:
         cmd += ["--preview-dir", preview_dir]

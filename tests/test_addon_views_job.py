@@ -378,6 +378,7 @@ def test_command_lines_of_iterations_polish_and_quality(env, tmp_path):
     assert opt(cmd(polish="CUSTOM")[0], "--polish-seconds") == "45"
     only = cmd(model="OPTIMIZE", polish="CUSTOM")[0]
     assert opt(only, "--seconds") == "45" and "--polish-seconds" not in only and only[3] == "optimize"
+    assert "--strategy" not in only  # random and depth starts keep their count
     both = cmd(quality=True)
     assert len(both) == 2 and both[1] == ["py", "-m", "resplat", "eval", str(tmp_path / "reconstructed.ply"), "v.json",
                                           "--device", "auto", "--progress", "jsonl"]
@@ -386,6 +387,7 @@ def test_command_lines_of_iterations_polish_and_quality(env, tmp_path):
     refine = ref(job, tmp_path, tmp_path / "transforms.json", tmp_path / "quality.json")
     assert len(refine) == 1 and opt(refine[0], "--seconds") == "30" and opt(refine[0], "--steps") == "7"
     assert opt(refine[0], "--init") == str(tmp_path / "init.ply")
+    assert opt(refine[0], "--strategy") == defaults.POLISH_STRATEGY == "default"  # polished as Reconstruct's polish
     # the readout measures at the quality views (input + held out), the runtime fits the others
     job.settings.quality = True
     refine = ref(job, tmp_path, tmp_path / "transforms.json", tmp_path / "quality.json")
