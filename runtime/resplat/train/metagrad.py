@@ -77,7 +77,6 @@ def metagrad_loss(model, sample, loss_fn: ImageLoss, cfg: TrainConfig, device: t
         step k, ``prior`` (1 when the exact depth was fed).
     """
     from ..model.postprocess import polish
-    from ..optim import OptimConfig
 
     use = _use_depth(sample, cfg, rng)
     ctx_img, tgt_img, ctx_cams, tgt_cams, depth, frame = model_frame(sample, device, model.config, use)
@@ -92,7 +91,7 @@ def metagrad_loss(model, sample, loss_fn: ImageLoss, cfg: TrainConfig, device: t
                 states[progress.step] = progress.snapshot()
 
         polish(states[0], ctx_img, frame.cameras(ctx_cams), cfg.metagrad_steps, strategy="none", eval_every=0,
-               lr=OptimConfig(sh_increase_every=1), callback=keep, seed=seed)
+               callback=keep, seed=seed)  # the polish's own rates (3DGS's, SH warm-up one step per degree)
     total = [torch.zeros_like(f, dtype=torch.float32) for f in _fields(g0)]
     parts: dict = {"prior": int(use)}
     losses = []
