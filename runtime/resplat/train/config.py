@@ -54,7 +54,7 @@ class TrainConfig:
         metagrad_steps: stage "metagrad": K, the polish steps unrolled from each prediction
             (default 20; 0 trains on the zero-step loss alone).
         metagrad_anchors: stage "metagrad": anchor states along the K steps, 0 and K
-            included (default 4; :func:`resplat.train.metagrad.anchor_steps`).
+            included (default 4; :func:`anchor_steps`).
         gamma: iteration t of T weighs gamma^(T-1-t) (paper: 0.9).
         seed: seeds the model init, scene/T sampling (rank added under DDP).
         checkpoint_every: steps between resumable checkpoints (0: only at the end).
@@ -103,9 +103,10 @@ class TrainConfig:
                                    f"and T >= 1, got {stages}")
         if self.stability_weight < 0:
             raise TrainConfigError(f"training setting stability_weight must be >= 0, got {self.stability_weight}")
-        if self.metagrad_steps < 0 or self.metagrad_anchors < (2 if self.metagrad_steps else 1):
-            raise TrainConfigError(f"training settings metagrad_steps must be >= 0 and metagrad_anchors >= 2, got "
-                                   f"{self.metagrad_steps}, {self.metagrad_anchors}")
+        try:
+            anchor_steps(self.metagrad_steps, self.metagrad_anchors)
+        except ValueError as exc:
+            raise TrainConfigError(f"training settings metagrad_steps, metagrad_anchors: {exc}") from None
         if self.lr <= 0 or self.clip <= 0:
             raise TrainConfigError(f"training settings lr and clip must be > 0, got {self.lr}, {self.clip}")
 
@@ -119,3 +120,17 @@ class TrainConfig:
     def to_dict(self) -> dict:
         """Plain JSON-able dict (stored in checkpoints and exported weights)."""
         return asdict(self)
+
+
+def anchor_steps(steps: int, anchors: int) -> list[int]:
+    """The inner-loop steps whose states are anchors: ``anchors`` values from 0 to ``steps``
+    evenly spaced (rounded, duplicates dropped), always 0 and ``steps``; [0] when steps is 0.
+
+    Raises:
+        ValueError: steps < 0 or anchors < 1 (or anchors < 2 with steps > 0).
+    """
+    if steps < 0 or anchors < 1 or (steps > 0 and anchors < 2):
+        raise ValueError(f"anchor_steps: need steps >= 0 and anchors >= 2 (1 when steps is 0), got {steps}, {anchors}")
+    if steps == 0:
+        return [0]
+    return sorted({round(i * steps / (anchors - 1)) for i in range(anchors)})

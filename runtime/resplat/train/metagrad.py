@@ -14,7 +14,7 @@ Here, for one training example:
    reconstruct --polish-seconds`` polishes (:func:`resplat.model.postprocess.polish`: 3DGS
    Adam rates, one view per step, SH degree up by one per step) but without densification, so
    that every state keeps G_0's rows: the states G_k at the anchor steps
-   (:func:`anchor_steps`: 0, K and evenly in between) are kept;
+   (:func:`~resplat.train.config.anchor_steps`: 0, K and evenly in between) are kept;
 3. each anchor's image loss at the held-out target views gives g_k = dL(G_k)/dG_k (means,
    quats, log scales, logit opacities, SH; model frame);
 4. the first-order approximation dG_k/dG_0 = I turns their mean into the gradient of G_0:
@@ -32,26 +32,12 @@ import torch
 from torch import Tensor
 
 from ..gaussians import Gaussians
-from .config import TrainConfig
+from .config import TrainConfig, anchor_steps
 from .losses import ImageLoss
 from .step import _render_rgb, _use_depth, model_frame
 
 #: the Gaussians' fields the anchor gradients are taken in, in this order.
 FIELDS = ("means", "quats", "log_scales", "logit_opacities", "sh")
-
-
-def anchor_steps(steps: int, anchors: int) -> list[int]:
-    """The inner-loop steps whose states are anchors: ``anchors`` values from 0 to ``steps``
-    evenly spaced (rounded, duplicates dropped), always 0 and ``steps``; [0] when steps is 0.
-
-    Raises:
-        ValueError: steps < 0 or anchors < 1 (or anchors < 2 with steps > 0).
-    """
-    if steps < 0 or anchors < 1 or (steps > 0 and anchors < 2):
-        raise ValueError(f"anchor_steps: need steps >= 0 and anchors >= 2 (1 when steps is 0), got {steps}, {anchors}")
-    if steps == 0:
-        return [0]
-    return sorted({round(i * steps / (anchors - 1)) for i in range(anchors)})
 
 
 def _fields(g: Gaussians) -> list[Tensor]:
