@@ -39,6 +39,34 @@ def rigid_inverse(T: Tensor) -> Tensor:
     return out
 
 
+#: A rig's optical axes "meet" (:func:`lookat_point`) when the smallest eigenvalue of
+#: ``sum_i (I - d_i d_i^T)`` is at least this times the number of cameras.
+LOOKAT_CONDITION = 0.05
+
+
+def lookat_point(c2w: Tensor) -> tuple[Tensor, Tensor]:
+    """The point nearest (least squares) to every optical axis of a rig, and how well the axes
+    converge: ``argmin_p sum_i |(I - d_i d_i^T)(p - c_i)|^2`` over camera centres c_i and unit
+    axes d_i.
+
+    Args:
+        c2w: [V, 4, 4] camera-to-world (OpenCV: +z is the optical axis), any float dtype.
+
+    Returns:
+        (point [3] float64, smallest eigenvalue of ``sum_i (I - d_i d_i^T)`` divided by V as a
+        float64 scalar tensor, in [0, 2/3]): 0 for parallel axes (one camera, a forward-facing
+        rig), where the point is meaningless; the axes meet when it is at least
+        :data:`LOOKAT_CONDITION`.
+    """
+    c, d = c2w[:, :3, 3].double(), c2w[:, :3, 2].double()
+    d = d / d.norm(dim=-1, keepdim=True)
+    P = torch.eye(3, dtype=torch.float64, device=c.device) - d[:, :, None] * d[:, None, :]  # [V, 3, 3]
+    A, rhs = P.sum(0), (P @ c[:, :, None]).sum(0)[:, 0]
+    cond = torch.linalg.eigvalsh(A)[0] / len(c)
+    point = torch.linalg.lstsq(A, rhs[:, None]).solution[:, 0]
+    return point, cond
+
+
 def flip_yz(T: Tensor) -> Tensor:
     """Right-multiply camera-to-world matrices [..., 4, 4] by diag(1, -1, -1, 1): converts an
     OpenGL c2w to an OpenCV c2w and vice versa (sign flips only, exact)."""

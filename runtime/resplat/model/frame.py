@@ -48,15 +48,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..cameras import Cameras, rigid_inverse
+from ..cameras import LOOKAT_CONDITION, Cameras, lookat_point, rigid_inverse
 from ..errors import CameraError
 from ..gaussians import Gaussians, quat_multiply, rotmat_to_quat
 from .poses import rotate_sh
 
 #: Depth-map range: [p0.5 / margin, p99.5 * margin].
 DEPTH_RANGE_MARGIN = 1.1
-#: The look-at point is used when the smallest eigenvalue of sum (I - d d^T) is >= this x V.
-LOOKAT_CONDITION = 0.05
 
 
 @dataclass
@@ -111,25 +109,6 @@ def _check_rigid(R: Tensor) -> None:
     eye = torch.eye(3, dtype=R.dtype, device=R.device)
     if not torch.allclose(R @ R.transpose(-1, -2), eye.expand_as(R), atol=1e-4):
         raise CameraError("model frame: the middle camera-to-world is not rigid (R R^T != I)")
-
-
-def lookat_point(c2w: Tensor) -> tuple[Tensor, Tensor]:
-    """The point nearest to every optical axis of a rig, and how well the axes converge.
-
-    Args:
-        c2w: [V, 4, 4] camera-to-world (OpenCV: +z is the optical axis).
-
-    Returns:
-        (point [3], smallest eigenvalue of ``sum_i (I - d_i d_i^T)`` divided by V, in [0, 2/3]):
-        0 for parallel axes, where the point is meaningless.
-    """
-    c, d = c2w[:, :3, 3].double(), c2w[:, :3, 2].double()
-    d = d / d.norm(dim=-1, keepdim=True)
-    P = torch.eye(3, dtype=torch.float64) - d[:, :, None] * d[:, None, :]  # [V, 3, 3]
-    A, rhs = P.sum(0), (P @ c[:, :, None]).sum(0)[:, 0]
-    cond = torch.linalg.eigvalsh(A)[0] / len(c)
-    point = torch.linalg.lstsq(A, rhs[:, None]).solution[:, 0]
-    return point, cond
 
 
 def _valid_depth(depth: Tensor) -> Tensor:
@@ -201,4 +180,4 @@ def make_model_frame(c2w: Tensor, config, depths: Tensor | None = None) -> Model
                       [r[3] for r in rows])
 
 
-__all__ = ["ModelFrame", "make_model_frame", "lookat_point", "DEPTH_RANGE_MARGIN"]
+__all__ = ["ModelFrame", "make_model_frame", "DEPTH_RANGE_MARGIN"]

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import Tensor
 
-from ..cameras import Cameras
+from ..cameras import LOOKAT_CONDITION, Cameras, lookat_point
 from ..errors import ResplatError
 from ..gaussians import Gaussians, rgb_to_sh0, sh_coeff_count
 
@@ -30,20 +30,17 @@ def scene_extent(cameras: Cameras) -> float:
 
 
 def look_at_point(cameras: Cameras) -> Tensor:
-    """[3] float64 point nearest (least squares) to every camera's optical axis.
+    """[3] float64 point nearest (least squares) to every camera's optical axis
+    (:func:`resplat.cameras.lookat_point`, the model frame's rule).
 
     Raises:
-        ResplatError: the axes are (nearly) parallel, e.g. one camera or a forward-facing rig.
+        ResplatError: the axes do not meet (convergence below
+            :data:`resplat.cameras.LOOKAT_CONDITION`), e.g. one camera or a forward-facing rig.
     """
-    c = cameras.centers.double()
-    d = cameras.c2w[:, :3, 2].double()
-    d = d / d.norm(dim=-1, keepdim=True)
-    P = torch.eye(3, dtype=torch.float64) - d[:, :, None] * d[:, None, :]
-    A = P.sum(0)
-    ev = torch.linalg.eigvalsh(A)
-    if float(ev[0]) < 1e-3 * len(cameras):
+    point, cond = lookat_point(cameras.c2w)
+    if float(cond) < LOOKAT_CONDITION:
         raise ResplatError("cannot estimate the scene depth: the camera axes are (nearly) parallel; give near/far or bounds")
-    return torch.linalg.solve(A, (P @ c[:, :, None]).sum(0))[:, 0]
+    return point
 
 
 def visible_count(points: Tensor, cameras: Cameras, near: float, far: float) -> Tensor:
