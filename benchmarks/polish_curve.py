@@ -8,7 +8,10 @@ per densification strategy (``--strategies``, default "none" and "default", the 
 density control), with the polish's settings (:func:`resplat.model.postprocess.polish`:
 ``OptimConfig(sh_increase_every=1)``, one view per step, SH degree 3, torch backend):
 
-- ``random``: :func:`resplat.optim.random_init` in the input cameras' common view volume;
+- ``random``: :func:`resplat.optim.random_init` in the input cameras' common view volume
+  (between near/far from the rig's look-at point; for rigs whose axes do not meet, such as the
+  synthetic rooms and forward-facing rigs, between the 0.5th and 99.5th percentiles of the input
+  views' exact depth, the range the model frame reads off depth maps);
 - ``depth``: :func:`resplat.optim.depth_init` on the input views' exact depth maps;
 - ``model-it0``: the model's initial prediction (``reconstruct(..., iterations=0)``), then
   Gaussians below opacity 0.005 removed, as ``resplat reconstruct`` does by default;
@@ -94,7 +97,13 @@ def prepare_start(start: str, scene, model, iterations: int, model_depth: bool, 
     count = len(ctx) * (h // 4) * (w // 4)  # the model's prediction before pruning (DL3DV presets)
     t0 = time.perf_counter()
     if start == "random":
-        g = random_init(cams, count, sh_degree=3, seed=seed)
+        try:
+            g = random_init(cams, count, sh_degree=3, seed=seed)
+        except ResplatError:  # the axes do not meet: the depth range of the input views instead
+            d = scene.depths[ctx].to(torch.float64)
+            d = d[torch.isfinite(d) & (d > 0)]
+            near, far = torch.quantile(d[:: d.numel() // 1_000_000 + 1], d.new_tensor([0.005, 0.995])).tolist()
+            g = random_init(cams, count, sh_degree=3, seed=seed, near=near, far=far)
     elif start == "depth":
         d = scene.depths[ctx].to(torch.float32)
         d = torch.where(torch.isfinite(d) & (d > 0), d, torch.zeros_like(d))

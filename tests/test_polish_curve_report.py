@@ -93,3 +93,33 @@ def test_compare_two_weights():
         cmp.compare(a, _result([], budget=60.0), [15.0])
     with pytest.raises(cmp.BenchmarkInputError, match="share no curve"):
         cmp.compare(a, _result([("sydney", [_run("model-it0", "none", [1, 2])])]), [15.0])
+
+
+def test_random_start_of_a_rig_whose_axes_do_not_meet_uses_the_depth_range():
+    """A forward-facing rig has no look-at point, so random_init alone refuses it; the benchmark's
+    random start then samples between the 0.5th and 99.5th percentiles of the input depth."""
+    import torch
+    from resplat.cameras import Cameras, K_from_fov
+    from resplat.errors import ResplatError
+    from resplat.optim import random_init, visible_count
+
+    bench = _bench()
+    eval_assets = load_script("benchmarks", "eval_assets")
+    v, size = 4, 32
+    c2w = torch.eye(4, dtype=torch.float64).repeat(v, 1, 1)
+    c2w[:, 0, 3] = torch.linspace(-0.3, 0.3, v, dtype=torch.float64)  # parallel axes along +z
+    cams = Cameras.from_c2w(c2w, K_from_fov(1.0, size, size, torch.float64).expand(v, 3, 3), size, size)
+    depths = torch.linspace(2.0, 6.0, v * size * size, dtype=torch.float32).reshape(v, size, size)
+    depths[0, 0, :4] = torch.inf  # invalid depth is left out
+    scene = eval_assets.DepthScene("fwd", torch.rand(v, 3, size, size), cams, [0, 1, 2], [3], depths)
+    with pytest.raises(ResplatError, match="parallel"):
+        random_init(cams[[0, 1, 2]], 16)
+    g, _ = bench.prepare_start("random", scene, None, 4, False)
+    assert len(g) == 3 * (size // 4) ** 2
+    d = depths[:3].double().flatten()
+    near, far = torch.quantile(d[torch.isfinite(d)], torch.tensor([0.005, 0.995], dtype=torch.float64)).tolist()
+    seen = visible_count(g.means.double(), cams[[0, 1, 2]].to(dtype=torch.float64), near, far)
+    assert bool((seen == 3).all())
+    # and not a wider range: some points come close to each end of it
+    z = g.means[:, 2].double()
+    assert float(z.min()) < near + 0.3 and float(z.max()) > far - 0.5
