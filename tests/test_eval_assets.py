@@ -97,3 +97,35 @@ def test_content_psnr_counts_only_pixels_with_depth():
     keep[0, 16] = False
     mse = (rgb - images[2]).square()[:, keep].mean()
     assert base["content_psnr"] == pytest.approx(float(10 * torch.log10(1 / mse)), abs=1e-4)
+
+
+def test_covisible_mask_keeps_what_an_input_sees_unoccluded():
+    """One input camera at x = 0 and a held-out one at x = 0.4 m, both facing the plane z = 2:
+    held-out pixel u sees the plane at x = 0.4 + (u + 0.5 - 32) / f * 2, which lands in the input
+    at u' = u + 0.4 f / 2 = u + 11.52, inside the 64-px image for u <= 51 only. A wall the input
+    sees at 1 m in its columns 30-34 hides the plane behind it (held-out columns 18-22)."""
+    from resplat.cameras import Cameras
+
+    bench = _bench()
+    images, depths, cams = _plane_scene()
+    w2c = cams.w2c[[0, 0]].clone()
+    w2c[:, 0, 3] = torch.tensor([0.0, -0.4])
+    two = Cameras(w2c, cams.K[[0, 0]], SIZE, SIZE)
+    d = depths[:2].clone()
+    d[0][:, 30:35] = 1.0  # the input's occluder
+    d[1][5, 5] = float("inf")  # no content there
+    scene = bench.DepthScene("two", images[:2], two, [0], [1], d)
+    mask = bench.covisible_mask(scene)[0]
+    expect = torch.zeros(SIZE, SIZE, dtype=torch.bool)
+    expect[:, :52] = True  # u + 0.5 + 11.52 < 64
+    expect[:, 18:23] = False  # u + 0.5 + 11.52 in [30, 35): behind the wall
+    expect[5, 5] = False
+    assert torch.equal(mask, expect)
+    # the score over it: an image wrong only where the input cannot see is perfect there
+    g = bench.unproject_blocks(images[[0]], depths[[0]], cams[[0]])
+    rgb, sc = bench.score(g, scene, _Config)
+    wrong = images[:2].clone()
+    wrong[1][:, ~expect] = 1.0 - wrong[1][:, ~expect]
+    other = bench.score(g, bench.DepthScene("two", wrong, two, [0], [1], d), _Config)[1]
+    assert other["covisible_psnr"] == pytest.approx(sc["covisible_psnr"], abs=1e-9)
+    assert abs(other["content_psnr"] - sc["content_psnr"]) > 0.1  # content PSNR does see it
