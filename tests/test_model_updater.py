@@ -357,3 +357,45 @@ def test_two_iterations_match_the_release_golden(preset):
                 torch.testing.assert_close(ours, gold[f"iter{it}.{name}"], rtol=1e-8, atol=1e-8)
     torch.testing.assert_close(hidden[:, :32], gold["iter2.hidden_first32"], rtol=1e-6, atol=1e-6)
     assert (gold["iter2.means"] - golden_inputs(preset)[0].means).abs().max() > 1e-3  # the updates are not trivial
+
+
+def test_footprint_update_mode_steps_in_cell_footprints(updater):
+    """update_mode "footprint": the mean and scale steps are the head's outputs times
+    8 x z x cell / f (z the Gaussian's depth in its own view, cell 4 px, f the focal length in
+    px; float64 reference), the scales the updater reads are divided by the same unit, and the
+    other parameters step as in the release."""
+    from dataclasses import replace
+
+    fp = Updater({n: getattr(updater, n) for n in UPDATE_MODULE_NAMES},
+                 replace(PRESETS["small-dl3dv"], update_mode="footprint"), backend="torch")
+    state, cams, images = _scene(seed=2)
+    hidden = fp.initial_hidden(torch.randn(2, 256, 8, 8))
+    w2c = cams.w2c.double()[torch.arange(len(state)) // 64]
+    z = torch.einsum("nj,nj->n", w2c[:, 2, :3], state.means.double()) + w2c[:, 2, 3]
+    f = cams.K.double()[0, 0, 0]
+    unit = (8.0 * z * 4 / f)[:, None]
+    assert 2.0 < float(unit.min()) and float(unit.max()) < 3.5  # 2-2.5 m deep, 27.7 px focal length
+    head = updater.update_head[-1]
+    bias = torch.zeros(59)
+    bias[0:3] = torch.tensor([0.1, -0.2, 0.3])
+    bias[3:6] = torch.tensor([0.01, 0.02, 0.03])
+    bias[10] = -0.7
+    seen = {}
+
+    def keep_input(module, args, out):
+        seen["x"] = args[0][0, :, :59]  # the parameters' columns of the updater's input
+
+    hook = updater.update_module[0].register_forward_hook(keep_input)
+    try:
+        with torch.no_grad():
+            head.bias.copy_(bias)
+            new, _ = fp.step(state, hidden, images, cams)
+    finally:
+        hook.remove()
+        with torch.no_grad():
+            head.bias.zero_()
+    torch.testing.assert_close(new.means.double(), state.means.double() + bias[0:3].double() * unit, rtol=0, atol=1e-5)
+    torch.testing.assert_close(new.scales.double(), state.scales.double() + bias[3:6].double() * unit, rtol=0, atol=1e-6)
+    torch.testing.assert_close(new.opacity_logits, state.opacity_logits - 0.7, rtol=0, atol=1e-6)  # unscaled
+    torch.testing.assert_close(seen["x"][:, 3:6].double(), state.scales.double() / unit, rtol=1e-5, atol=0)
+    torch.testing.assert_close(seen["x"][:, :3], state.means, rtol=0, atol=0)

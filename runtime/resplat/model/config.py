@@ -34,6 +34,12 @@ class ModelConfig:
             one image resolution) or "footprint" (the same times ``FOOTPRINT_GAIN`` times the
             footprint of the Gaussian's grid cell, ``z * cell / f``, as pixelSplat / MVSplat
             scale by depth and pixel size: sizes follow the resolution and the depth; tiny).
+        update_mode: units of the updater's mean and scale steps (:meth:`resplat.model.updater.
+            Updater.step`): "absolute" (the release: model units, so the steps learnt at one
+            resolution are too large at a finer one) or "footprint" (multiples of
+            ``FOOTPRINT_GAIN`` times the Gaussian's cell footprint at its current depth in its
+            own view, and the scales it reads in those units too: steps follow the resolution
+            and the depth, as the "footprint" sizes; tiny).
         depth_half_res: run depth on half-resolution images (16-view 540x960 model).
         near, far: depth range of the plane sweep, metres, with ``frame_scale="metric"``
             (the released presets; after pose normalisation); else the rasteriser's clip range.
@@ -75,6 +81,7 @@ class ModelConfig:
     gaussians_per_point: int = 1
     scale_max: float = 1.0
     scale_mode: str = "absolute"
+    update_mode: str = "absolute"
     depth_half_res: bool = False
     near: float = 0.01
     far: float = 200.0
@@ -141,11 +148,12 @@ PRESETS: dict[str, ModelConfig] = {
 #: forward-rig prior of the generator's rigs; sizes relative to the grid-cell footprint, so one
 #: model serves every resolution. Stored configs lacking a field read the dataclass default, so
 #: the first shipped weights (stored without ``frame_scale`` / ``scale_mode``) load with the
-#: metric frame and absolute sizes they were trained with.
+#: metric frame and absolute sizes they were trained with, and weights stored without
+#: ``update_mode`` with the absolute updater steps they were trained with.
 PRESETS["tiny"] = ModelConfig(
     "tiny", vit_type="cnn", regressor_channels=64, num_depth_candidates=32, num_transformer_layers=2,
     unet_channels=64, unet_norm_groups=32, pt_blocks=2, update_blocks=2, state_channels=128, frame_scale="lookat",
-    scale_mode="footprint", lookat_range=(0.1, 8.0), baseline_depth_ratio=40.0, baseline_range=(0.05, 20.0),
+    scale_mode="footprint", update_mode="footprint", lookat_range=(0.1, 8.0), baseline_depth_ratio=40.0, baseline_range=(0.05, 20.0),
 )
 #: The 16-view 540x960 DL3DV model: base-dl3dv weights, half-resolution depth, scale max 3.
 PRESETS["base-dl3dv-16view"] = replace(PRESETS["base-dl3dv"], name="base-dl3dv-16view", scale_max=3.0, depth_half_res=True)

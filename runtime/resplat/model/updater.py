@@ -17,6 +17,12 @@ with a point transformer over a recurrent hidden state. The numbers follow the r
 6. ``update_head`` (last layer zero-initialised) -> deltas applied by
    :meth:`~resplat.model.update_state.UpdateState.updated`.
 
+``ModelConfig.update_mode="footprint"`` (our tiny preset, not the release) measures the mean and
+scale steps, and the scales the updater reads, in units of ``FOOTPRINT_GAIN`` x the Gaussian's
+cell footprint (:func:`update_units`), as the initial sizes are with ``scale_mode="footprint"``:
+the release's absolute steps, learnt at one resolution, are twice too large at twice the
+resolution.
+
 Gradient flow as the release: the parameters entering the concat are detached, the RGB error
 keeps the render's gradient, the ResNet path has none.
 """
@@ -33,6 +39,7 @@ from ..errors import ResplatError
 from .amp import autocast
 from .config import ModelConfig, get_config
 from .features import ResNetFeatures, imagenet_normalize
+from .initial import FOOTPRINT_GAIN, cell_footprint
 from .point_transformer import MultiViewLowresAttn, PlainPointTransformer
 from .update_state import UpdateState
 
@@ -45,6 +52,24 @@ UPDATE_MODULE_NAMES = ("update_proj", "update_rgb_error_proj", "update_module", 
 
 class UpdaterInputError(ResplatError, ValueError):
     """Images, cameras and Gaussian grid given to :meth:`Updater.step` do not fit (one line)."""
+
+
+def update_units(state: UpdateState, cameras: Cameras) -> Tensor:
+    """[N, 1] ``FOOTPRINT_GAIN`` x :func:`~resplat.model.initial.cell_footprint` of every
+    Gaussian at its current z-depth in the view it was born in (model units, detached; depths
+    clamped to >= 1e-6): the unit of the updater's mean and scale steps with
+    ``update_mode="footprint"``. About 1 at the frame distance at 128 px, 0.5 at 256 px.
+
+    Raises:
+        UpdaterInputError: more than one Gaussian per grid cell (the RE10K presets)."""
+    v, gh, gw = state.grid
+    means = state.means.detach()
+    w2c = cameras.w2c.to(means)[state.view_index]  # [N, 4, 4]
+    z = (torch.einsum("nj,nj->n", w2c[:, 2, :3], means) + w2c[:, 2, 3]).clamp(min=1e-6)
+    if len(state) != v * gh * gw:
+        raise UpdaterInputError(f"footprint update units need one Gaussian per grid cell, got {len(state)} for grid {state.grid}")
+    cells = cell_footprint(z.reshape(1, v, gh, gw), cameras.normalized_K().to(means)[None])
+    return (FOOTPRINT_GAIN * cells).reshape(-1, 1)
 
 
 class PointLinearWrapper(nn.Module):
@@ -222,9 +247,19 @@ class Updater:
                 error = block(error[None])[0]
         tokens = error.permute(0, 2, 3, 1).reshape(1, len(state), -1)
         prev = state.detach()
+        params = prev.as_vector()
+        units = None
+        if getattr(self.config, "update_mode", "absolute") == "footprint":
+            units = update_units(prev, cameras)
+            params = torch.cat([params[:, :3], params[:, 3:6] / units, params[:, 6:]], dim=-1)
+        elif getattr(self.config, "update_mode", "absolute") != "absolute":
+            raise UpdaterInputError(f"unknown update_mode {self.config.update_mode!r} (absolute or footprint)")
         with self._autocast(images.device):
-            x = torch.cat([prev.as_vector()[None], hidden[None], tokens], dim=-1)
+            x = torch.cat([params[None], hidden[None], tokens], dim=-1)
             x = self.update_module[0](x)
             hidden = self.update_module[1](x, prev.means[None])[0] + hidden
             delta = self.update_head(hidden)
-        return prev.updated(delta.to(prev.means.dtype)), hidden
+        delta = delta.to(prev.means.dtype)
+        if units is not None:
+            delta = torch.cat([delta[:, :6] * units, delta[:, 6:]], dim=-1)
+        return prev.updated(delta), hidden
