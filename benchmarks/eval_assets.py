@@ -351,6 +351,8 @@ def add_scene_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--views", type=Path, nargs="*", default=[], help="asset views folders (with depth, split.json)")
     p.add_argument("--synthetic", type=Path, default=None, help="held-out synthetic dataset (generated if absent)")
     p.add_argument("--scenes", type=int, default=2, help="synthetic scenes to use (default 2)")
+    p.add_argument("--skip-scenes", type=int, default=0,
+                   help="leave out the first N of those synthetic scenes (runs measured separately, merged later)")
     p.add_argument("--seed", type=int, default=1000, help="seed when generating --synthetic (default 1000)")
     p.add_argument("--train-seed", type=int, default=0, help="the training data's seed, refused (default 0)")
     p.add_argument("--size", type=_size, default=(256, 256), help="WxH when generating --synthetic")
@@ -376,7 +378,8 @@ def load_scenes(args: argparse.Namespace) -> tuple[Path, object, list[DepthScene
     model = load_model({"weights": str(path.resolve())})
     scenes = [views_depth_scene(f, model.config.size_multiple) for f in args.views]
     if args.synthetic is not None:
-        scenes += synthetic_depth_scenes(args.synthetic, args.scenes, args.seed, args.train_seed, args.size)
+        synthetic = synthetic_depth_scenes(args.synthetic, args.scenes, args.seed, args.train_seed, args.size)
+        scenes += synthetic[args.skip_scenes:]
     return path, model, scenes
 
 

@@ -129,3 +129,11 @@ def test_covisible_mask_keeps_what_an_input_sees_unoccluded():
     other = bench.score(g, bench.DepthScene("two", wrong, two, [0], [1], d), _Config)[1]
     assert other["covisible_psnr"] == pytest.approx(sc["covisible_psnr"], abs=1e-9)
     assert abs(other["content_psnr"] - sc["content_psnr"]) > 0.1  # content PSNR does see it
+
+
+def test_skip_scenes_leaves_out_the_first_synthetic_scenes(monkeypatch, tmp_path):
+    bench = _bench()
+    monkeypatch.setattr(bench, "synthetic_depth_scenes", lambda root, count, *a: [f"s{i}" for i in range(count)])
+    args = bench.parse_args(["--synthetic", str(tmp_path), "--scenes", "3", "--skip-scenes", "1"])
+    assert bench.load_scenes(args)[2] == ["s1", "s2"]
+    assert bench.load_scenes(bench.parse_args(["--synthetic", str(tmp_path), "--scenes", "2"]))[2] == ["s0", "s1"]
