@@ -345,6 +345,15 @@ def _write_text(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def write_json_md(args: argparse.Namespace, result: dict, md: str) -> None:
+    """Write :func:`add_output_arguments`' ``--json`` (``result``) and ``--md`` (``md``), each
+    through a temporary file so that a failed run leaves no half-written result."""
+    if args.json is not None:
+        _write_text(args.json, json.dumps(result, indent=1) + "\n")
+    if args.md is not None:
+        _write_text(args.md, md)
+
+
 def add_scene_arguments(p: argparse.ArgumentParser) -> None:
     """The weights and scene options this benchmark shares with ``polish_curve.py``."""
     p.add_argument("--weights", type=Path, default=None, help="checkpoint (default: the embedded tiny weights)")
@@ -423,10 +432,7 @@ def main(argv=None) -> dict:
     md = markdown(result)
     print(md)
     print(f"(total {result['seconds']:.0f} s)")
-    if args.json is not None:
-        _write_text(args.json, json.dumps(result, indent=1) + "\n")
-    if args.md is not None:
-        _write_text(args.md, md)
+    write_json_md(args, result, md)
     if args.png is not None:
         write_png(args.png, rows)
     return result

@@ -22,14 +22,13 @@ asset scenes and over the synthetic ones (markdown, ``--json``).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from eval_assets import add_output_arguments, add_scene_arguments, load_scenes, score  # noqa: E402
+from eval_assets import add_output_arguments, add_scene_arguments, load_scenes, score, write_json_md  # noqa: E402
 from recurrence import BenchmarkInputError, _f, load_model  # noqa: E402
 
 MODES = ("rgb", "depth")
@@ -119,12 +118,7 @@ def main(argv=None) -> dict:
     result["seconds"] = round(time.perf_counter() - t0, 1)
     md = markdown(result)
     print(md)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1), encoding="utf-8")
-    if args.md is not None:
-        args.md.parent.mkdir(parents=True, exist_ok=True)
-        args.md.write_text(md, encoding="utf-8")
+    write_json_md(args, result, md)
     return result
 
 

@@ -72,7 +72,7 @@ from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from eval_assets import add_output_arguments, add_scene_arguments, load_scenes, score  # noqa: E402
+from eval_assets import add_output_arguments, add_scene_arguments, load_scenes, score, write_json_md  # noqa: E402
 from recurrence import BenchmarkInputError, _f, _mean  # noqa: E402
 from resplat.errors import ResplatError  # noqa: E402
 
@@ -303,12 +303,7 @@ def write_outputs(args, result: dict) -> None:
     """Print the markdown and write --json / --md / --png of ``result``."""
     md = markdown(result)
     print(md)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    if args.md is not None:
-        args.md.parent.mkdir(parents=True, exist_ok=True)
-        args.md.write_text(md, encoding="utf-8")
+    write_json_md(args, result, md)
     if args.png is not None:
         write_png(args.png, result)
 
