@@ -13,7 +13,7 @@ import math
 import torch
 from torch import Tensor
 
-from ..cameras import LOOKAT_CONDITION, Cameras, lookat_point
+from ..cameras import Cameras, lookat_point
 from ..errors import ResplatError
 from ..gaussians import Gaussians, rgb_to_sh0, sh_coeff_count
 
@@ -29,16 +29,22 @@ def scene_extent(cameras: Cameras) -> float:
     return r if r > 1e-8 else 1.0
 
 
+#: random_init's look-at point needs only a well-posed solve (smallest eigenvalue of
+#: ``sum (I - d d^T)`` >= this x V); the model frame's LOOKAT_CONDITION (0.05) is stricter
+#: because it trusts the point for the scene's scale.
+SOLVE_CONDITION = 1e-3
+
+
 def look_at_point(cameras: Cameras) -> Tensor:
     """[3] float64 point nearest (least squares) to every camera's optical axis
-    (:func:`resplat.cameras.lookat_point`, the model frame's rule).
+    (:func:`resplat.cameras.lookat_point`).
 
     Raises:
-        ResplatError: the axes do not meet (convergence below
-            :data:`resplat.cameras.LOOKAT_CONDITION`), e.g. one camera or a forward-facing rig.
+        ResplatError: the axes are (nearly) parallel (convergence below
+            :data:`SOLVE_CONDITION`), e.g. one camera or a forward-facing rig.
     """
     point, cond = lookat_point(cameras.c2w)
-    if float(cond) < LOOKAT_CONDITION:
+    if float(cond) < SOLVE_CONDITION:
         raise ResplatError("cannot estimate the scene depth: the camera axes are (nearly) parallel; give near/far or bounds")
     return point
 
