@@ -34,7 +34,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -51,9 +51,11 @@ UNPROJECT_SIGMA = 0.5  # standard deviation in block footprints
 @dataclass
 class DepthScene(EvalScene):
     """An :class:`EvalScene` with ground-truth depth: ``depths`` [V, H, W] float32 z-depth
-    (metres), 0 / inf / nan where nothing was hit."""
+    (metres), 0 / inf / nan where nothing was hit. ``covisible`` holds :func:`covisible_mask`
+    once it has been computed (the scene's own data, so it lives and dies with it)."""
 
     depths: object = None
+    covisible: object = field(default=None, repr=False, compare=False)
 
 
 def views_depth_scene(folder: Path, multiple: int) -> DepthScene:
@@ -172,23 +174,22 @@ def optimise_for(g0, scene: EvalScene, budget_s: float, lr) -> tuple[object, int
 
 #: Relative depth agreement under which an input view sees a held-out pixel's point.
 COVISIBLE_TOLERANCE = 0.05
-_COVISIBLE: dict = {}
 
 
-def covisible_mask(scene: DepthScene, tolerance: float = COVISIBLE_TOLERANCE):
+def covisible_mask(scene: DepthScene):
     """[K, H, W] bool: the held-out content pixels that at least one input view sees.
 
     A held-out pixel's point (its centre's ray at its ground-truth z-depth) is seen by an input
     view when it projects inside that view's image, in front of it, where the view's own depth
-    map (nearest pixel) agrees within ``tolerance`` x its depth, i.e. nothing occludes it. The
-    rest of the content (far ground outside every input frustum, ground hidden behind the asset
-    from every input) cannot be reconstructed from the inputs by any method; a score over this
-    mask is the usual covisibility-masked novel-view metric. Cached per scene object."""
+    map (nearest pixel) agrees within :data:`COVISIBLE_TOLERANCE` x its depth, i.e. nothing
+    occludes it. The rest of the content (far ground outside every input frustum, ground hidden
+    behind the asset from every input) cannot be reconstructed from the inputs by any method; a
+    score over this mask is the usual covisibility-masked novel-view metric. Computed once per scene
+    (``scene.covisible``)."""
     import torch
 
-    key = (id(scene), tolerance)
-    if key in _COVISIBLE:
-        return _COVISIBLE[key]
+    if scene.covisible is not None:
+        return scene.covisible
     ctx, held = scene.context, scene.heldout
     cams = scene.cameras.to(device="cpu", dtype=torch.float64)
     dh = scene.depths[held].to(torch.float64)
@@ -210,9 +211,9 @@ def covisible_mask(scene: DepthScene, tolerance: float = COVISIBLE_TOLERANCE):
             inside = (zc > 0) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
             ui, vi = u.clamp(0, w - 1).long(), v.clamp(0, h - 1).long()
             there = dc[j][vi, ui]
-            agree = torch.isfinite(there) & (there > 0) & ((zc - there).abs() <= tolerance * zc)
+            agree = torch.isfinite(there) & (there > 0) & ((zc - there).abs() <= COVISIBLE_TOLERANCE * zc)
             seen[i] |= content[i] & inside & agree
-    _COVISIBLE[key] = seen
+    scene.covisible = seen
     return seen
 
 
