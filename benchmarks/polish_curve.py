@@ -89,6 +89,7 @@ def prepare_start(start: str, scene, model, iterations: int, model_depth: bool, 
     import torch
 
     from resplat.model import prune_transparent, reconstruct
+    from resplat.model.frame import depth_percentiles, valid_depth
     from resplat.optim import depth_init, random_init
 
     ctx = scene.context
@@ -100,9 +101,7 @@ def prepare_start(start: str, scene, model, iterations: int, model_depth: bool, 
         try:
             g = random_init(cams, count, sh_degree=3, seed=seed)
         except ResplatError:  # the axes do not meet: the depth range of the input views instead
-            d = scene.depths[ctx].to(torch.float64)
-            d = d[torch.isfinite(d) & (d > 0)]
-            near, far = torch.quantile(d[:: d.numel() // 1_000_000 + 1], d.new_tensor([0.005, 0.995])).tolist()
+            near, far = depth_percentiles(valid_depth(scene.depths[ctx]))
             g = random_init(cams, count, sh_degree=3, seed=seed, near=near, far=far)
     elif start == "depth":
         d = scene.depths[ctx].to(torch.float32)

@@ -111,8 +111,20 @@ def _check_rigid(R: Tensor) -> None:
         raise CameraError("model frame: the middle camera-to-world is not rigid (R R^T != I)")
 
 
-def _valid_depth(depth: Tensor) -> Tensor:
-    return depth[torch.isfinite(depth) & (depth > 0)]
+def valid_depth(depth: Tensor) -> Tensor:
+    """The valid values (finite, > 0) of a depth map of any shape, float64, flattened; a strided
+    subset of at most 1,000,000 of them when there are more (``torch.quantile`` refuses over 16M)."""
+    valid = depth.double()[torch.isfinite(depth) & (depth > 0)]
+    if valid.numel() > 1_000_000:
+        valid = valid[:: valid.numel() // 1_000_000 + 1]
+    return valid
+
+
+def depth_percentiles(valid: Tensor) -> tuple[float, float]:
+    """The 0.5th and 99.5th percentiles of :func:`valid_depth`'s values: the span of a depth map
+    that the model frame widens by :data:`DEPTH_RANGE_MARGIN` into near/far."""
+    q = torch.quantile(valid, torch.tensor([0.005, 0.995], dtype=torch.float64, device=valid.device))
+    return float(q[0]), float(q[1])
 
 
 def _scene_frame(c2w: Tensor, depth: Tensor | None, config):
@@ -120,14 +132,11 @@ def _scene_frame(c2w: Tensor, depth: Tensor | None, config):
     distance = config.frame_distance
     lo_ratio, hi_ratio = config.lookat_range
     if depth is not None:
-        valid = _valid_depth(depth.double())
+        valid = valid_depth(depth)
         if valid.numel() >= 16:
-            if valid.numel() > 1_000_000:  # quantiles of a strided subset (torch's limit is 16M)
-                valid = valid[:: valid.numel() // 1_000_000 + 1]
-            med = float(valid.median())
-            q = torch.quantile(valid, torch.tensor([0.005, 0.995], dtype=torch.float64))
-            s = med / distance
-            return s, float(q[0]) / DEPTH_RANGE_MARGIN / s, float(q[1]) * DEPTH_RANGE_MARGIN / s, "depth"
+            lo, hi = depth_percentiles(valid)
+            s = float(valid.median()) / distance
+            return s, lo / DEPTH_RANGE_MARGIN / s, hi * DEPTH_RANGE_MARGIN / s, "depth"
     point, cond = lookat_point(c2w)
     w2c = rigid_inverse(c2w.double())
     z = (w2c[:, :3, :3] @ point + w2c[:, :3, 3])[:, 2]
@@ -180,4 +189,4 @@ def make_model_frame(c2w: Tensor, config, depths: Tensor | None = None) -> Model
                       [r[3] for r in rows])
 
 
-__all__ = ["ModelFrame", "make_model_frame", "DEPTH_RANGE_MARGIN"]
+__all__ = ["ModelFrame", "make_model_frame", "valid_depth", "depth_percentiles", "DEPTH_RANGE_MARGIN"]
