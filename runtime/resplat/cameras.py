@@ -39,11 +39,6 @@ def rigid_inverse(T: Tensor) -> Tensor:
     return out
 
 
-#: A rig's optical axes "meet" (:func:`lookat_point`) when the smallest eigenvalue of
-#: ``sum_i (I - d_i d_i^T)`` is at least this times the number of cameras.
-LOOKAT_CONDITION = 0.05
-
-
 def lookat_point(c2w: Tensor) -> tuple[Tensor, Tensor]:
     """The point nearest (least squares) to every optical axis of a rig, and how well the axes
     converge: ``argmin_p sum_i |(I - d_i d_i^T)(p - c_i)|^2`` over camera centres c_i and unit
@@ -55,8 +50,8 @@ def lookat_point(c2w: Tensor) -> tuple[Tensor, Tensor]:
     Returns:
         (point [3] float64, smallest eigenvalue of ``sum_i (I - d_i d_i^T)`` divided by V as a
         float64 scalar tensor, in [0, 2/3]): 0 for parallel axes (one camera, a forward-facing
-        rig), where the point is meaningless; the axes meet when it is at least
-        :data:`LOOKAT_CONDITION`.
+        rig), where the point is meaningless. Each caller sets its own threshold on it (the
+        model frame's ``LOOKAT_CONDITION``, ``random_init``'s ``SOLVE_CONDITION``).
     """
     c, d = c2w[:, :3, 3].double(), c2w[:, :3, 2].double()
     d = d / d.norm(dim=-1, keepdim=True)

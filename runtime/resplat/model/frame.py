@@ -48,13 +48,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..cameras import LOOKAT_CONDITION, Cameras, lookat_point, rigid_inverse
+from ..cameras import Cameras, lookat_point, rigid_inverse
 from ..errors import CameraError
 from ..gaussians import Gaussians, quat_multiply, rotmat_to_quat
 from .poses import rotate_sh
 
 #: Depth-map range: [p0.5 / margin, p99.5 * margin].
 DEPTH_RANGE_MARGIN = 1.1
+#: The look-at point is used when the smallest eigenvalue of sum (I - d d^T) is >= this x V.
+LOOKAT_CONDITION = 0.05
 
 
 @dataclass

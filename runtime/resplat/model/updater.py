@@ -63,11 +63,11 @@ def update_units(state: UpdateState, cameras: Cameras) -> Tensor:
     Raises:
         UpdaterInputError: more than one Gaussian per grid cell (the RE10K presets)."""
     v, gh, gw = state.grid
+    if len(state) != v * gh * gw:
+        raise UpdaterInputError(f"footprint update units need one Gaussian per grid cell, got {len(state)} for grid {state.grid}")
     means = state.means.detach()
     w2c = cameras.w2c.to(means)[state.view_index]  # [N, 4, 4]
     z = (torch.einsum("nj,nj->n", w2c[:, 2, :3], means) + w2c[:, 2, 3]).clamp(min=1e-6)
-    if len(state) != v * gh * gw:
-        raise UpdaterInputError(f"footprint update units need one Gaussian per grid cell, got {len(state)} for grid {state.grid}")
     cells = cell_footprint(z.reshape(1, v, gh, gw), cameras.normalized_K().to(means)[None])
     return (FOOTPRINT_GAIN * cells).reshape(-1, 1)
 
@@ -249,10 +249,10 @@ class Updater:
         prev = state.detach()
         params = prev.as_vector()
         units = None
-        if getattr(self.config, "update_mode", "absolute") == "footprint":
+        if self.config.update_mode == "footprint":
             units = update_units(prev, cameras)
             params = torch.cat([params[:, :3], params[:, 3:6] / units, params[:, 6:]], dim=-1)
-        elif getattr(self.config, "update_mode", "absolute") != "absolute":
+        elif self.config.update_mode != "absolute":
             raise UpdaterInputError(f"unknown update_mode {self.config.update_mode!r} (absolute or footprint)")
         with self._autocast(images.device):
             x = torch.cat([params[None], hidden[None], tokens], dim=-1)

@@ -30,7 +30,7 @@ def scene_extent(cameras: Cameras) -> float:
 
 
 #: random_init's look-at point needs only a well-posed solve (smallest eigenvalue of
-#: ``sum (I - d d^T)`` >= this x V); the model frame's LOOKAT_CONDITION (0.05) is stricter
+#: ``sum (I - d d^T)`` >= this x V); the model frame's ``LOOKAT_CONDITION`` (0.05) is stricter
 #: because it trusts the point for the scene's scale.
 SOLVE_CONDITION = 1e-3
 
