@@ -16,7 +16,7 @@ from resplat.formats import read_splats
 from resplat.model import config as config_module
 from resplat.model.checkpoint import build_model
 from resplat.model.config import PRESETS
-from resplat.model.reconstruct import reconstruct
+from resplat.model.reconstruct import reconstruct_views
 from resplat.views import read_views
 from resplat.views.posed import fit_to_multiple
 from random_views import write_random_views
@@ -59,7 +59,12 @@ def test_reconstruct_cli_writes_the_library_result(setup, capsys):
     assert result["path"] == str(out) and result["metrics"]["gaussians"] == 3 * 16 * 16
     written = read_splats(out)
     views = fit_to_multiple(read_views(root), 64, mode="crop")
-    expected = reconstruct(views.images, views.cameras, model.eval(), iterations=2, device="cpu")
+    full = reconstruct_views(views.images, views.cameras, model.eval(), iterations=2, device="cpu")
+    expected = full.gaussians
+    # the kept iteration and every iteration's fit to the inputs are reported
+    assert result["metrics"]["kept_iteration"] == full.kept
+    assert result["metrics"]["input_psnr"] == pytest.approx(full.input_psnr, abs=1e-3)
+    assert any(e["event"] == "message" and f"kept iteration {full.kept} of 0..2" in e["message"] for e in events)
     torch.testing.assert_close(written.means, expected.means, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(written.sh, expected.sh, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(written.logit_opacities, expected.logit_opacities, rtol=1e-5, atol=1e-5)

@@ -137,3 +137,23 @@ def test_skip_scenes_leaves_out_the_first_synthetic_scenes(monkeypatch, tmp_path
     args = bench.parse_args(["--synthetic", str(tmp_path), "--scenes", "3", "--skip-scenes", "1"])
     assert bench.load_scenes(args)[2] == ["s1", "s2"]
     assert bench.load_scenes(bench.parse_args(["--synthetic", str(tmp_path), "--scenes", "2"]))[2] == ["s0", "s1"]
+
+
+def test_markdown_reports_the_kept_iteration():
+    bench = _bench()
+    def rec(i, p):
+        return {"iteration": i, "content_psnr": p, "covisible_psnr": p + 1, "psnr": p - 1, "ssim": 0.5, "seconds": 1.0}
+
+    opt = dict(rec(0, 20.0), steps=10)
+    scene = {"name": "asset", "size": [64, 64], "context": [0, 1], "heldout": [2], "gaussians": 512,
+             "rgb": [rec(0, 14.0), rec(1, 13.0), rec(2, 12.5)], "depth": [rec(0, 17.0), rec(1, 17.5), rec(2, 18.25)],
+             "kept_rgb": 0, "kept_depth": 2, "unprojection": dict(rec(0, 13.0)),
+             "optimisation_rgb": opt, "optimisation_depth": opt}
+    md = bench.markdown({"weights": "w", "preset": "tiny", "threads": 1, "iterations": 2, "scenes": [scene]})
+    row = [line for line in md.splitlines() if line.startswith("| asset |")][0]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    # scene, RGB it 0, it 2, kept, depth it 0, it 2, kept, ...
+    assert cells[1:7] == ["14.00", "12.50", "14.00 (it 0)", "17.00", "18.25", "18.25 (it 2)"]
+    old = {k: v for k, v in scene.items() if not k.startswith("kept_")}  # results written before "kept"
+    md = bench.markdown({"weights": "w", "preset": "tiny", "threads": 1, "iterations": 2, "scenes": [old]})
+    assert "| asset | 14.00 | 12.50 | - |" in md

@@ -1,11 +1,13 @@
 """The inference API resplat.model.reconstruct: input errors before any work, the memory
 check, callback stages and cancellation, and the pose normalisation round trip (a scene whose
 cameras are moved by a rigid transform G reconstructs to G applied to the original result, and
-renders identically from the moved cameras). Small preset, random weights, 2 views of 64x64.
+renders identically from the moved cameras), and ``keep``: the iteration that fits the input views
+best comes back, not a worse later one. Small preset, random weights, 2 views of 64x64.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import sys
 
@@ -18,7 +20,7 @@ from resplat.gaussians import quat_to_rotmat
 from resplat.model import memory
 from resplat.model.config import PRESETS
 from resplat.model.encoder import ReSplatModel
-from resplat.model.reconstruct import check_inputs, reconstruct
+from resplat.model.reconstruct import check_inputs, input_psnr, reconstruct, reconstruct_views
 from resplat.render import render
 
 
@@ -113,7 +115,7 @@ def test_callback_stages_and_cancel(model):
         seen.append((stage, it, total, len(g), g.means.clone()))
         return True
 
-    out = reconstruct(images, cams, model, iterations=2, device="cpu", callback=callback)
+    out = reconstruct(images, cams, model, iterations=2, device="cpu", callback=callback, keep="last")
     assert [s[:4] for s in seen] == [("initial", 0, 2, 512), ("update", 1, 2, 512), ("update", 2, 2, 512)]
     assert len(out) == 512 and out.sh_degree == 3
     torch.testing.assert_close(seen[-1][4], out.means)
@@ -137,3 +139,45 @@ def test_moving_the_world_moves_the_result(model):
     ra = render(a, cams, backend="torch").rgb
     rb = render(b, moved, backend="torch").rgb  # SH rotated with the frame: same view-dependent colour
     torch.testing.assert_close(rb, ra, rtol=1e-3, atol=1e-3)
+
+
+def test_input_psnr_by_hand():
+    images = torch.full((2, 3, 4, 4), 0.5)
+    assert input_psnr(images + 0.1, images) == pytest.approx(20.0, abs=1e-5)  # MSE 0.01
+    # renders are clamped to [0, 1] first, as the picture the artist sees
+    assert input_psnr(torch.full_like(images, 1.7), torch.ones_like(images)) == float("inf")
+    half = images.clone()
+    half[0] += 0.2  # MSE 0.04 on half of the pixels: 0.02 overall
+    assert input_psnr(half, images) == pytest.approx(-10 * math.log10(0.02), abs=1e-5)
+
+
+def _destructive(model):
+    """``model`` with an update head large enough that every update wrecks the fit."""
+    bad = copy.deepcopy(model)
+    with torch.no_grad():
+        bad.encoder.update_head[-1].weight.normal_(0, 3.0, generator=torch.Generator().manual_seed(2))
+    return bad
+
+
+def test_keep_best_returns_the_iteration_that_fits_the_inputs(model):
+    images, cams = _views()
+    bad = _destructive(model)
+    for keep in ("best", "last"):
+        seen = []
+        out = reconstruct_views(images, cams, bad, iterations=2, device="cpu", keep=keep,
+                                callback=lambda stage, it, total, g: seen.append(g.means.clone()))
+        assert len(out.input_psnr) == 3 and all(math.isfinite(p) for p in out.input_psnr)
+        if keep == "best":
+            # the updates lowered the input-view PSNR, so the initial prediction comes back as it was
+            assert max(out.input_psnr[1:]) < out.input_psnr[0] - 0.3
+            assert out.kept == 0
+            torch.testing.assert_close(out.gaussians.means, seen[0], rtol=0, atol=0)
+        else:
+            assert out.kept == 2
+            torch.testing.assert_close(out.gaussians.means, seen[2], rtol=0, atol=0)
+    # a small, helpful head: the kept iteration is the argmax of the input-view PSNR
+    out = reconstruct_views(images, cams, model, iterations=2, device="cpu")
+    assert out.kept == max(range(3), key=lambda i: out.input_psnr[i])
+    assert reconstruct_views(images, cams, model, iterations=0, device="cpu").input_psnr == []
+    with pytest.raises(ResplatError, match="keep must be one of best, last"):
+        reconstruct_views(images, cams, model, iterations=1, device="cpu", keep="first")

@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 from ..errors import ResplatError
-from ..defaults import EMBEDDED_ITERATIONS, MAX_ITERATIONS, POLISH_STEPS, POLISH_STRATEGY, PRUNE_OPACITY
+from ..defaults import (EMBEDDED_ITERATIONS, KEEP_ITERATION, MAX_ITERATIONS, POLISH_STEPS, POLISH_STRATEGY,
+                        PRUNE_OPACITY)
 from .cmd_optimize import preview_due
 from .common import DEVICE_HELP, config_from_json, parse_size
 from .preview import PreviewWriter, add_preview_options
@@ -30,6 +31,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=int, default=None, metavar=f"0..{MAX_ITERATIONS}",
                    help=f"recurrent update iterations (default: {EMBEDDED_ITERATIONS} with the embedded model, else "
                         "the preset's default_iterations: 2 as the release evaluates)")
+    p.add_argument("--keep", choices=("best", "last"), default=KEEP_ITERATION,
+                   help="which iteration to write: best (the one whose renders match the input views best; an "
+                        f"update that fits them worse is not kept) or last, as the release (default {KEEP_ITERATION})")
     p.add_argument("--prune-opacity", type=float, default=PRUNE_OPACITY, metavar="T",
                    help=f"after the last iteration drop Gaussians with opacity < T (default {PRUNE_OPACITY}, "
                         "3DGS's pruning threshold; 0 keeps all)")
@@ -84,7 +88,7 @@ def _load_model(args):
 def run(args, progress) -> None:
     from ..formats import write_splats
     from ..model.postprocess import polish, prune_transparent
-    from ..model.reconstruct import reconstruct
+    from ..model.reconstruct import reconstruct_views
     from ..views import read_views
     from ..views.posed import fit_to_multiple, resize
 
@@ -115,9 +119,14 @@ def run(args, progress) -> None:
         return True
 
     start = time.perf_counter()
-    gaussians = reconstruct(views.images, views.cameras, model, iterations=iterations, device=args.device,
-                            callback=callback, depths=depths)
+    result = reconstruct_views(views.images, views.cameras, model, iterations=iterations, device=args.device,
+                               callback=callback, depths=depths, keep=args.keep)
+    gaussians = result.gaussians
     seconds = time.perf_counter() - start
+    if iterations:
+        fits = ", ".join(f"{p:.2f}" for p in result.input_psnr)
+        progress.message("reconstruct", f"kept iteration {result.kept} of 0..{iterations} (--keep {args.keep}); "
+                                        f"input-view PSNR per iteration: {fits} dB")
     predicted = len(gaussians)
     gaussians = prune_transparent(gaussians, args.prune_opacity)
     pruned = predicted - len(gaussians)
@@ -125,7 +134,8 @@ def run(args, progress) -> None:
         progress.message("prune", f"removed {pruned} of {predicted} Gaussians with opacity < {args.prune_opacity:g}")
     metrics = {"gaussians": len(gaussians), "predicted": predicted, "pruned": pruned,
                "prune_opacity": args.prune_opacity, "iterations": iterations, "seconds": round(seconds, 3),
-               "model": source, "depth": depth_use}
+               "model": source, "depth": depth_use, "kept_iteration": result.kept,
+               "input_psnr": [round(p, 4) for p in result.input_psnr]}
     if args.optimize_steps or args.polish_seconds > 0:
         def on_step(info) -> bool:
             extra = {} if info.psnr is None else {"psnr": info.psnr}

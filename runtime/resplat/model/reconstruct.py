@@ -11,12 +11,14 @@ release, and for scale-free presets divided by the scene's scale), made once her
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 from torch import Tensor
 
 from ..cameras import Cameras
+from ..defaults import KEEP_ITERATION
 from ..device import resolve_device  # the one device rule (also imported from here)
 from ..errors import CancelledError, ResplatError
 from ..gaussians import Gaussians
@@ -27,6 +29,28 @@ from .updater import Updater
 
 #: callback(stage, iteration, total, gaussians) -> False to cancel; stage "initial" or "update".
 Callback = Callable[[str, int, int, Gaussians], "bool | None"]
+
+#: What :func:`reconstruct` returns after its iterations (``keep``): "best", the iteration whose
+#: renders at the input views are closest to the input images (lowest mean squared error over
+#: all views and pixels); "last", the last one (the release's behaviour).
+KEEP_CHOICES = ("best", "last")
+
+
+@dataclass
+class Reconstruction:
+    """The result of :func:`reconstruct_views`.
+
+    Attributes:
+        gaussians: world-space :class:`Gaussians` of the kept iteration.
+        kept: the iteration they come from (0 = the initial prediction).
+        input_psnr: PSNR (dB, float) of each iteration's renders at the input views against the
+            input images (the updater's own renders: black background, linear RGB clamped to
+            [0, 1]), iteration 0 first; empty when no iteration ran.
+    """
+
+    gaussians: Gaussians
+    kept: int = 0
+    input_psnr: list = field(default_factory=list)
 
 
 def nearest_valid_size(width: int, height: int, multiple: int) -> tuple[int, int]:
@@ -71,9 +95,27 @@ def check_memory(model, views: int, height: int, width: int, device: torch.devic
 
 def reconstruct(images: Tensor, cameras: Cameras, model, iterations: int = 4, device: str | torch.device = "auto",
                 callback: Callback | None = None, backend: str = "auto", zero_error: bool = False,
-                depths: Tensor | None = None) -> Gaussians:
-    """Reconstruct one scene from posed images.
+                depths: Tensor | None = None, keep: str = KEEP_ITERATION) -> Gaussians:
+    """Reconstruct one scene from posed images: :func:`reconstruct_views` without its report.
 
+    Returns:
+        World-space :class:`Gaussians` of the kept iteration (see :func:`reconstruct_views`).
+    """
+    return reconstruct_views(images, cameras, model, iterations, device, callback, backend, zero_error, depths,
+                             keep).gaussians
+
+
+def input_psnr(render_rgb: Tensor, images: Tensor) -> float:
+    """PSNR (dB) of renders [V, 3, H, W] (clamped to [0, 1]) against the images [V, 3, H, W] over
+    all views and pixels: 10 log10(1 / MSE); inf for a perfect match."""
+    mse = float((render_rgb.clamp(0, 1) - images).square().mean())
+    return float("inf") if mse == 0 else -10.0 * torch.log10(torch.tensor(mse, dtype=torch.float64)).item()
+
+
+def reconstruct_views(images: Tensor, cameras: Cameras, model, iterations: int = 4,
+                      device: str | torch.device = "auto", callback: Callback | None = None, backend: str = "auto",
+                      zero_error: bool = False, depths: Tensor | None = None, keep: str = KEEP_ITERATION) -> Reconstruction:
+    """Reconstruct one scene from posed images.
     Args:
         images: [V, 3, H, W] float in [0, 1] (sRGB values as stored, not linearised), V >= 2,
             H and W multiples of ``model.config.size_multiple`` (64 DL3DV, 16 RE10K). Computed
@@ -93,18 +135,28 @@ def reconstruct(images: Tensor, cameras: Cameras, model, iterations: int = 4, de
             units (e.g. Blender's Z pass; 0, inf or nan where nothing was hit): the initial
             Gaussians of every pixel block with known depth are placed at it and the model frame
             takes its scale and depth range from it (:meth:`ReSplatEncoder.forward_initial`).
+        keep: "best" (default, :data:`resplat.defaults.KEEP_ITERATION`): of the initial prediction and the ``iterations`` updates, return
+            the one whose renders match the input images best (:func:`input_psnr`; the updater
+            renders every state at the inputs anyway, so this costs one render of the last
+            state). On scenes unlike its training data an update can raise the input-view error,
+            and held-out quality falls with it (runtime/resplat/model/weights/tiny-eval.md);
+            "best" never hands back a fit to the inputs worse than one it had. "last": the
+            last iteration, as the release. Our addition, not the paper's.
 
     Returns:
-        World-space :class:`Gaussians` (SH degree 3; (H/4)(W/4) per view for DL3DV, H W for
-        RE10K) on ``device``, in the frame of ``cameras``.
+        :class:`Reconstruction`: world-space :class:`Gaussians` (SH degree 3; (H/4)(W/4) per view
+        for DL3DV, H W for RE10K) on ``device``, in the frame of ``cameras``, the kept iteration
+        and the input-view PSNR of every iteration.
 
     Raises:
-        ResplatError: invalid inputs or too little memory (before any work; see
-            :func:`check_inputs`, :func:`check_memory`).
+        ResplatError: invalid inputs (an unknown ``keep`` included) or too little memory (before
+            any work; see :func:`check_inputs`, :func:`check_memory`).
         CancelledError: the callback returned False.
     """
     config = model.config
     check_inputs(images, cameras, config, iterations)
+    if keep not in KEEP_CHOICES:
+        raise ResplatError(f"keep must be one of {', '.join(KEEP_CHOICES)}, got {keep!r}")
     if depths is not None:
         depths = depths.reshape(depths.shape[0], *depths.shape[-2:]) if depths.dim() == 4 else depths
         if tuple(depths.shape) != (images.shape[0], *images.shape[-2:]):
@@ -134,12 +186,20 @@ def reconstruct(images: Tensor, cameras: Cameras, model, iterations: int = 4, de
         pred = model.encoder.forward_initial(images[None], cameras, depths, frame)
         state = pred.update_state(0)  # release layout, model frame
         report("initial", 0, state)
+        best, kept, scores = state, 0, []
         if iterations:
             updater = Updater(model.encoder, config, backend=backend, amp=getattr(model.encoder, "amp", True),
                               zero_error=zero_error)
             hidden = updater.initial_hidden(pred.condition_features)
             targets = updater.target_features(images, state.grid[1:])
+            rgb = updater.render(state, norm_cams)
+            scores.append(input_psnr(rgb, images))
             for it in range(1, iterations + 1):
-                state, hidden = updater.step(state, hidden, images, norm_cams, targets)
+                state, hidden = updater.step(state, hidden, images, norm_cams, targets, render_rgb=rgb)
                 report("update", it, state)
-    return frame.gaussians_to_world(state.to_gaussians())
+                # this render is also the next step's input: only the last one is extra work
+                rgb = updater.render(state, norm_cams)
+                scores.append(input_psnr(rgb, images))
+                if keep == "last" or scores[-1] > scores[kept]:
+                    best, kept = state, it
+    return Reconstruction(frame.gaussians_to_world(best.to_gaussians()), kept, scores)

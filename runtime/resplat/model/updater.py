@@ -216,7 +216,7 @@ class Updater:
         return feat + rgb.permute(0, 3, 1, 2)
 
     def step(self, state: UpdateState, hidden: Tensor, images: Tensor, cameras: Cameras,
-             targets: Tensor | None = None) -> tuple[UpdateState, Tensor]:
+             targets: Tensor | None = None, render_rgb: Tensor | None = None) -> tuple[UpdateState, Tensor]:
         """One refinement iteration (docs/model-architecture.md section 4, steps 1-6).
 
         Args:
@@ -225,6 +225,8 @@ class Updater:
             images: [V, 3, H, W] input images in [0, 1] (sRGB values as stored), H = gh * f.
             cameras: the V input cameras in the model frame (same as ``state.view_rotations``).
             targets: :meth:`target_features` of ``images`` (computed here when None).
+            render_rgb: :meth:`render` of ``state`` at ``cameras`` when the caller has it already
+                ([V, 3, H, W]; rendered here when None), so that it is not rendered twice.
 
         Returns:
             (new state, new hidden [N, 512]). The count of Gaussians never changes.
@@ -241,7 +243,9 @@ class Updater:
         if self.zero_error:  # ablation: no feedback from the rendering error
             error = state.means.new_zeros(v, self.config.error_channels, gh, gw)
         else:
-            error = self.rendering_error(self.render(state, cameras), images, targets)  # [V, E, gh, gw]
+            if render_rgb is None:
+                render_rgb = self.render(state, cameras)
+            error = self.rendering_error(render_rgb, images, targets)  # [V, E, gh, gw]
         with self._autocast(images.device):
             for block in self.update_error_attn:
                 error = block(error[None])[0]
