@@ -121,7 +121,7 @@ def reconstruct(addon, cameras: list, image_folder: Path, iterations: int, previ
     s = scene.resplat
     s.cameras, s.views, s.image_folder = "SELECTED", "FOLDER", str(image_folder)
     s.model, s.model_iterations, s.iterations, s.steps, s.device = "EMBEDDED", False, iterations, 0, "cpu"
-    s.quality = False  # the demo measures its held-out views itself (demo/run_demo.py)
+    s.quality, s.polish = False, "OFF"  # the demo measures its held-out views itself (demo/run_demo.py)
     s.property_unset("prune_opacity")  # the default, 0.005
     previews.mkdir(parents=True, exist_ok=True)
     events: list = []

@@ -62,7 +62,7 @@ class ResplatSceneSettings(bpy.types.PropertyGroup):
     checkpoint: StringProperty(name="Checkpoint", subtype="FILE_PATH", default="",
                                description="Checkpoint for Model: Checkpoint File (empty: the preferences' checkpoint)")
     device: EnumProperty(name="Device", items=(("PREFS", "Preferences", "The preferences' device"), *DEVICES), default="PREFS")
-    polish: EnumProperty(name="Polish", items=POLISH, default="OFF",
+    polish: EnumProperty(name="Polish", items=POLISH, default=f"{D.EXTENSION_POLISH_SECONDS:g}",
                          description="Time-budgeted 3DGS optimisation: after the model (Reconstruct), or the whole "
                                      "run of Refine and Optimisation Only")
     polish_seconds: FloatProperty(name="Seconds", default=60.0, min=1.0, max=24 * 3600.0,

@@ -43,12 +43,13 @@ def env():
     s = scene.resplat
     s.cameras, s.collection, s.views, s.width, s.height = "COLLECTION", rig, "RENDER", SIZE, SIZE
     s.model, s.steps, s.random_count, s.device, s.depth_pass = "OPTIMIZE", 2, 2000, "cpu", True
-    s.quality = False
+    s.quality, s.polish = False, "OFF"  # the 2 steps above, not the default 30 s budget
     prefs = addon_module(addon, "preferences").get_prefs()
     prefs.python = sys.executable
     yield bpy, addon, rig
     prefs.python = ""
     s.depth_pass, s.collection, s.quality = False, None, True
+    s.property_unset("polish")
     clear_scene(bpy)
     for c in list(bpy.data.collections):  # later tests make their own "Rig"
         bpy.data.collections.remove(c)

@@ -342,6 +342,7 @@ def test_defaults_come_from_the_runtime(env):
     assert (rnd.default, rnd.hard_max) == (defaults.RANDOM_COUNT, defaults.MAX_RANDOM_COUNT)
     assert props["model_iterations"].default is True
     assert [i.identifier for i in props["polish"].enum_items] == ["OFF", "30", "120", "CUSTOM"]
+    assert props["polish"].default == "30" and defaults.EXTENSION_POLISH_SECONDS in defaults.POLISH_SECONDS
     assert addon_module(addon, "settings").FALLBACK_STEPS == defaults.OPTIMIZE_ONLY_STEPS
     from resplat.cli.main import build_parser
 

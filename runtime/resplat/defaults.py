@@ -53,6 +53,12 @@ MAX_RANDOM_COUNT = 10_000_000
 
 #: Wall-clock polish budgets the extension offers besides off and a custom value (seconds).
 POLISH_SECONDS = (30.0, 120.0)
+#: The extension's Polish choice by default (seconds, one of :data:`POLISH_SECONDS`; the command
+#: line polishes only when asked): 30 s of polish with densification lift the embedded model's
+#: depth-placed prediction on the third-party spider from 17.41 to 21.78 dB held-out content PSNR
+#: (benchmarks/results/polish_curve_spider.md, 2 CPU threads), the largest gain an artist gets
+#: for half a minute, where the prediction alone is still blurred.
+EXTENSION_POLISH_SECONDS = 30.0
 
 #: The order ``--device auto`` tries devices in (:func:`resplat.device.resolve_device`).
 DEVICE_AUTO_ORDER = ("cuda", "mps", "cpu")
