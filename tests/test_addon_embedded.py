@@ -93,7 +93,8 @@ def test_embedded_is_the_default_and_checkpoint_and_optimise_choices(scene):
     job = Path(argv[3]).parent
     assert argv == ["-m", "resplat", "reconstruct", str(job / "transforms.json"), "--out", str(job / "reconstructed.ply"),
                     "--device", "cpu", "--progress", "jsonl", "--iterations", "6", "--prune-opacity", "0.01",
-                    "--optimize-steps", "8", "--preview-dir", str(job / "previews"), "--crop", "--preview-every", "2"]
+                    "--optimize-steps", "8", "--polish-seconds", "30",  # the Polish default (30 s)
+                    "--preview-dir", str(job / "previews"), "--crop", "--preview-every", "2"]
     opts = _options(argv)
     assert opts["checkpoint"] is None and opts["iterations"] == 6 and opts["prune_opacity"] == pytest.approx(0.01)
     assert opts["optimize_steps"] == 8 and opts["crop"]
