@@ -4,10 +4,11 @@ The embedded model predicts one Gaussian per 4x4-pixel cell of every input view 
 view, the release's DL3DV layout, docs/model-architecture.md section 1). This measures whether
 that density, rather than the network, limits the picture: for each chosen input view of a
 posed-view folder with exact depth (``demo/asset_scene.py --world open --depth``), one Gaussian
-per ``cell`` x ``cell`` pixels is seeded at the cell centre's ray at the cell's mean z-depth
-(cells without a finite depth at 1.5x the view's farthest depth, so that they paint the world
-behind), isotropic with 0.6 of the cell's footprint (``cell * depth / fx``), opacity 0.95 and
-the cell's mean colour, then optimised by :func:`resplat.optim.optimize` (3DGS, no
+per ``cell`` x ``cell`` pixels is seeded by ``eval_assets.py``'s naive unprojection
+(:func:`eval_assets.unproject_blocks`: the cell centre's ray at the cell's median z-depth, the
+cell's mean colour), with the pixels without a finite depth put at 1.5x the view's farthest depth
+first (so that every cell has a Gaussian and those paint the world behind), isotropic with 0.6 of
+the cell's footprint (``cell * depth / f``) and opacity 0.95, then optimised by :func:`resplat.optim.optimize` (3DGS, no
 densification, no pruning) against that one view alone for ``--steps`` steps. Scored on that
 same view: content PSNR (pixels whose ground-truth depth is finite and > 0), beside, measured in
 the same run:
@@ -27,17 +28,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from resplat.gaussians import Gaussians, rgb_to_sh0
-from resplat.metrics import psnr
-from resplat.optim import optimize
-from resplat.render import render
-from resplat.views import read_views
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from eval_assets import unproject_blocks, views_depth_scene  # noqa: E402
+from recurrence import BenchmarkInputError  # noqa: E402
+from resplat.gaussians import Gaussians  # noqa: E402
+from resplat.metrics import psnr  # noqa: E402
+from resplat.optim import optimize  # noqa: E402
+from resplat.render import render  # noqa: E402
+
+SEED_SIGMA = 0.6  # standard deviation of a seed in cell footprints
+SEED_OPACITY = 0.95
 
 
 def cell_gaussians(image, depth, camera, cell: int) -> Gaussians:
@@ -49,23 +57,12 @@ def cell_gaussians(image, depth, camera, cell: int) -> Gaussians:
             dividing H and W.
 
     Returns:
-        (H/cell)(W/cell) Gaussians, SH degree 0, as the module docstring describes.
+        (H/cell)(W/cell) float32 Gaussians, SH degree 0, as the module docstring describes.
     """
     d = depth.clone()
     finite = torch.isfinite(d) & (d > 0)
     d[~finite] = d[finite].max() * 1.5
-    z = F.avg_pool2d(d[None, None], cell)[0, 0].reshape(-1, 1)
-    colour = F.avg_pool2d(image, cell)[0].reshape(3, -1).T.clamp(0, 1)
-    h, w = d.shape[0] // cell, d.shape[1] // cell
-    ys, xs = torch.meshgrid(torch.arange(h) * cell + cell / 2, torch.arange(w) * cell + cell / 2, indexing="ij")
-    pix = torch.stack([xs, ys, torch.ones_like(xs)], -1).reshape(-1, 3).float()
-    K, c2w = camera.K[0], camera.c2w[0]
-    means = (pix @ torch.linalg.inv(K).T * z) @ c2w[:3, :3].T + c2w[:3, 3]
-    scales = (0.6 * cell / K[0, 0] * z).expand(-1, 3)
-    n = len(means)
-    quats = torch.zeros(n, 4)
-    quats[:, 0] = 1
-    return Gaussians(means, quats, scales.log(), torch.full((n,), 2.944), rgb_to_sh0(colour)[:, None])
+    return unproject_blocks(image, d[None], camera, block=cell, opacity=SEED_OPACITY, sigma=SEED_SIGMA)
 
 
 def bilinear(image, cell: int):
@@ -73,28 +70,41 @@ def bilinear(image, cell: int):
     return F.interpolate(F.avg_pool2d(image, cell), scale_factor=cell, mode="bilinear", align_corners=False)
 
 
+def content_psnr(rgb, image, mask) -> float:
+    """PSNR (dB) of ``rgb`` clamped to [0, 1] against ``image`` ([1, 3, H, W]) over ``mask`` [1, H, W]."""
+    return float(psnr(rgb.clamp(0, 1), image, mask=mask).mean())
+
+
 def measure(folder: Path, view_names: list[str] | None, cells: tuple[int, ...], steps: int) -> list[dict]:
-    """Rows (scene, view, cell, bilinear / seed / fitted content PSNR in dB, Gaussians, seconds)."""
-    views = read_views(folder)
-    names = [Path(p).stem for p in views.paths]
+    """Rows (scene, view, cell, bilinear / seed / fitted content PSNR in dB, Gaussians, seconds).
+
+    Raises:
+        BenchmarkInputError: a view name the folder does not have, or the folder's own errors
+            (:func:`eval_assets.views_depth_scene`: no split.json, no depth maps).
+    """
+    scene = views_depth_scene(folder, max(cells))
+    names = list(scene.cameras.names)
     if view_names is None:
-        split = json.loads((folder / "split.json").read_text())["context"]
-        view_names = [split[0], split[len(split) // 2]]
+        picks = [scene.context[0], scene.context[len(scene.context) // 2]]
+    else:
+        missing = [n for n in view_names if n not in names]
+        if missing:
+            raise BenchmarkInputError(f"{folder}: no view {missing[0]!r} (views: {', '.join(names)})")
+        picks = [names.index(n) for n in view_names]
     rows = []
-    for name in view_names:
-        i = names.index(name)
-        image, depth = views.images[i:i + 1].float(), views.depths[i, 0].float()
-        camera = views.cameras[i:i + 1].to(dtype=torch.float32)
+    for i in picks:
+        image, depth = scene.images[i:i + 1].float(), scene.depths[i].float()
+        camera = scene.cameras[i:i + 1].to(dtype=torch.float32)
         mask = (torch.isfinite(depth) & (depth > 0))[None]
         for cell in cells:
             g = cell_gaussians(image, depth, camera, cell)
             t0 = time.perf_counter()
             fitted = optimize(g, image, camera, steps=steps, strategy="none", prune_opacity=1e-6).gaussians
             seconds = time.perf_counter() - t0
-            score = lambda rgb: float(psnr(rgb.clamp(0, 1), image, mask=mask).mean())
-            rows.append({"scene": folder.name, "view": name, "cell": cell, "gaussians": len(g.means),
-                         "bilinear": score(bilinear(image, cell)), "seed": score(render(g, camera).rgb),
-                         "fitted": score(render(fitted, camera).rgb), "seconds": seconds})
+            rows.append({"scene": folder.name, "view": names[i], "cell": cell, "gaussians": len(g.means),
+                         "bilinear": content_psnr(bilinear(image, cell), image, mask),
+                         "seed": content_psnr(render(g, camera).rgb, image, mask),
+                         "fitted": content_psnr(render(fitted, camera).rgb, image, mask), "seconds": seconds})
             print(json.dumps(rows[-1]), flush=True)
     return rows
 
