@@ -13,9 +13,16 @@ from .runtime_formats import defaults as D
 
 #: optimisation steps of "Optimisation Only" when the panel's steps are 0
 FALLBACK_STEPS = D.OPTIMIZE_ONLY_STEPS
+
+
+def polish_id(seconds: float) -> str:
+    """The Polish choice's identifier of a budget of the runtime's ``POLISH_SECONDS`` ("30")."""
+    return f"{seconds:g}"
+
+
 #: the Polish choices: none, the runtime's offered budgets, or the seconds below
 POLISH = (("OFF", "Off", "No time-budgeted polish"),
-          *((f"{s:g}", f"{s:g} s" if s < 60 else f"{s / 60:g} min",
+          *((polish_id(s), f"{s:g} s" if s < 60 else f"{s / 60:g} min",
              f"Optimise for {s:g} s of wall-clock time after the model (Refine: instead of a step count)")
             for s in D.POLISH_SECONDS),
           ("CUSTOM", "Custom", "Optimise for the seconds given below"))
@@ -62,7 +69,7 @@ class ResplatSceneSettings(bpy.types.PropertyGroup):
     checkpoint: StringProperty(name="Checkpoint", subtype="FILE_PATH", default="",
                                description="Checkpoint for Model: Checkpoint File (empty: the preferences' checkpoint)")
     device: EnumProperty(name="Device", items=(("PREFS", "Preferences", "The preferences' device"), *DEVICES), default="PREFS")
-    polish: EnumProperty(name="Polish", items=POLISH, default=f"{D.EXTENSION_POLISH_SECONDS:g}",
+    polish: EnumProperty(name="Polish", items=POLISH, default=polish_id(D.EXTENSION_POLISH_SECONDS),
                          description="Time-budgeted 3DGS optimisation: after the model (Reconstruct), or the whole "
                                      "run of Refine and Optimisation Only")
     polish_seconds: FloatProperty(name="Seconds", default=60.0, min=1.0, max=24 * 3600.0,

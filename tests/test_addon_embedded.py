@@ -53,7 +53,8 @@ def scene(tmp_path):
                     'echo "{\\"event\\": \\"result\\", \\"stage\\": \\"reconstruct\\", \\"path\\": \\"$out\\"}"\n')
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
     s = bpy.context.scene.resplat
-    s.property_unset("model")  # the default choice
+    s.property_unset("model")  # the default choices
+    s.property_unset("polish")
     s.cameras, s.collection, s.views, s.image_folder = "COLLECTION", rig, "FOLDER", str(tmp_path / "views")
     s.iterations, s.prune_opacity, s.steps, s.device, s.checkpoint, s.random_count = 6, 0.01, 8, "cpu", "", 123
     s.model_iterations, s.quality = False, False  # one command; its --iterations
@@ -62,6 +63,7 @@ def scene(tmp_path):
     yield bpy, addon, tmp_path
     prefs.python = prefs.checkpoint = ""
     s.property_unset("model")
+    s.property_unset("polish")
     s.property_unset("model_iterations")
     s.property_unset("quality")
     clear_scene(bpy)
