@@ -305,6 +305,32 @@ def test_densification_beats_a_fixed_set_of_gaussians(fit_scene):
     assert scores["mcmc"] > scores["none"] + 0.4, scores
 
 
+def test_mcmc_defaults_relocate_at_a_fixed_count_and_cap_factor_grows(fit_scene):
+    """MCMC's defaults (cap_factor 1) keep the count and move dead Gaussians every 10 steps;
+    cap_factor 2 lets it grow 5 % per refinement up to twice the start, and the default
+    strategy's cap is 3 x. The regularisers are in the loss with their documented weights."""
+    train, images, _, _, init = fit_scene
+    logits = init.logit_opacities.clone()
+    logits[:10] = math.log(1e-4)  # ten dead Gaussians (opacity below min_opacity 0.005)
+    dead = Gaussians(init.means, init.quats, init.log_scales, logits, init.sh)
+    fixed = optimize(dead, images, train, 100, strategy=MCMCStrategy(), backend="torch", eval_every=0, seed=0)
+    still = optimize(dead, images, train, 100, strategy=MCMCStrategy(refine_every=10_000), backend="torch",
+                     eval_every=0, seed=0)
+    assert len(fixed.gaussians) == len(init) == 100
+    moved = (fixed.gaussians.means - still.gaussians.means).norm(dim=-1) > 0.05
+    assert bool(moved[:10].all()), moved[:10]  # relocated from step 60 onto live Gaussians elsewhere
+    grown = optimize(init, images, train, 300, strategy=MCMCStrategy(cap_factor=2.0), backend="torch",
+                     eval_every=0, seed=0)
+    assert len(grown.gaussians) == 200  # 1.05^k x 100 reaches the 2 x cap in 300 steps
+    s = DefaultStrategy()
+    s.initialize(split_params(init))
+    assert s.cap == 300
+    m = MCMCStrategy()
+    params = split_params(init)
+    expect = 0.5 * torch.sigmoid(params["logit_opacities"]).mean() + 0.3 * params["log_scales"].exp().mean()
+    torch.testing.assert_close(m.loss_terms(params), expect)
+
+
 def test_time_budget_stops_the_run_and_reports_seconds(fit_scene):
     train, images, _, _, init = fit_scene
     seen = []

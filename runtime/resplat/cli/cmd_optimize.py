@@ -33,7 +33,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="wall-clock budget: stop after S seconds or --steps steps, whichever comes first")
     p.add_argument("--strategy", choices=("none", "default", "mcmc"), default="none",
                    help="densification: none (default: the count is kept), default (3DGS adaptive density "
-                        "control) or mcmc (relocation, growth up to a cap)")
+                        "control) or mcmc (relocation of dead Gaussians at a fixed count; the best from --random)")
     p.add_argument("--sh-degree", type=int, choices=(0, 1, 2, 3), default=None,
                    help="SH degree of the result (default: the init's, 0 for --random / --depth-init)")
     p.add_argument("--prune", type=float, default=None, metavar="OPACITY",
