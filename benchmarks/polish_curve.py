@@ -265,7 +265,7 @@ def write_png(path: Path, result: dict) -> None:
     for ax, (name, runs) in zip(axes.flat, panels):
         for r in runs:
             ax.plot([p["wall"] for p in r["points"]], [p["content_psnr"] for p in r["points"]], color=colours[r["start"]],
-                    linestyle="-" if r["strategy"] == "none" else "--", marker=".", markersize=3,
+                    linestyle={"none": "-", "default": "--"}.get(r["strategy"], ":"), marker=".", markersize=3,
                     label=f"{r['label']}, {r['strategy']}")
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("wall time (s): start + optimisation")
