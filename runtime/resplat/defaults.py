@@ -35,8 +35,10 @@ MAX_PRUNE_OPACITY = 0.5
 POLISH_STEPS = 0
 #: Densification of the reconstruct polish (``--strategy``, :func:`resplat.model.polish`):
 #: 3DGS's adaptive density control. Measured from the embedded model's depth-placed prediction on
-#: the third-party spider (benchmarks/results/polish_curve_spider.md): +1.2 dB held-out content
-#: PSNR after 30 s and +1.9 dB after 120 s over no densification ("none" keeps the count).
+#: the three third-party assets: on a 2-minute budget +1.9 dB held-out content PSNR over no
+#: densification (spider, benchmarks/results/polish_curve_spider.md) and +1.2 dB over MCMC at
+#: 150 s (polish_curve_150s.md); on a 30 s budget it does not refine yet and equals "none"
+#: (polish_curve_30s.md), which is what so short a run should do.
 POLISH_STRATEGY = "default"
 #: Steps of ``resplat optimize`` when ``--steps`` is not given.
 OPTIMIZE_STEPS = 1000
