@@ -327,8 +327,29 @@ def test_mcmc_defaults_relocate_at_a_fixed_count_and_cap_factor_grows(fit_scene)
     assert s.cap == 300
     m = MCMCStrategy()
     params = split_params(init)
-    expect = 0.5 * torch.sigmoid(params["logit_opacities"]).mean() + 0.3 * params["log_scales"].exp().mean()
+    m.initialize(params, extent=2.0)  # the scale term is relative to the scene extent
+    expect = 0.5 * torch.sigmoid(params["logit_opacities"]).mean() + 0.864 * params["log_scales"].exp().mean() / 2.0
     torch.testing.assert_close(m.loss_terms(params), expect)
+
+
+@pytest.mark.parametrize("factor", [0.05, 20.0])
+def test_mcmc_is_scale_free(fit_scene, factor):
+    """The same views with the world scaled by ``factor`` (cameras' centres, means and scales)
+    polish to the same Gaussians scaled accordingly: MCMC's scale regulariser and position noise
+    are relative to the scene extent (gsplat's act on metres, which this would catch)."""
+    train, images, _, _, init = fit_scene
+    scaled_cams = train.to(dtype=torch.float64)
+    w2c = scaled_cams.w2c.clone()
+    w2c[:, :3, 3] *= factor
+    scaled_cams = Cameras(w2c, scaled_cams.K, scaled_cams.width, scaled_cams.height)
+    g = init.to(dtype=torch.float64)
+    scaled = Gaussians(g.means * factor, g.quats, g.log_scales + math.log(factor), g.logit_opacities, g.sh)
+    kw = dict(strategy="mcmc", backend="torch", eval_every=0, seed=0)
+    ref = optimize(g, images.double(), train.to(dtype=torch.float64), 70, **kw).gaussians
+    out = optimize(scaled, images.double(), scaled_cams, 70, **kw).gaussians  # relocations at 60, 70
+    torch.testing.assert_close(out.means / factor, ref.means, rtol=1e-4, atol=1e-4 * float(ref.means.abs().max()))
+    torch.testing.assert_close(out.log_scales - math.log(factor), ref.log_scales, rtol=0, atol=1e-4)
+    torch.testing.assert_close(out.logit_opacities, ref.logit_opacities, rtol=0, atol=1e-4)
 
 
 def test_time_budget_stops_the_run_and_reports_seconds(fit_scene):

@@ -249,7 +249,7 @@ def optimize(
 
     params = split_params(gaussians)
     optimizer = build_optimizer(params, lr, extent)
-    strategy.initialize(params, seed)
+    strategy.initialize(params, seed, extent)
     means_group = next(g for g in optimizer.param_groups if g["name"] == "means")
     gen = torch.Generator().manual_seed(seed)
     stack: list[int] = []

@@ -243,7 +243,8 @@ def inject_noise(params: dict[str, Tensor], scaler: float, generator: torch.Gene
     """MCMC exploration noise, in place on ``params["means"]`` (Kheradmand et al. 2024, eq. 10 as
     gsplat ``inject_noise_to_position``): means += Sigma (z * g(1 - o) * scaler), z ~ N(0, I_3),
     g(x) = 1 / (1 + exp(-100 (x - 0.995))), Sigma the world covariance (metres^2). ``scaler`` is
-    the current position learning rate times the strategy's ``noise_lr``."""
+    the current position learning rate times the strategy's ``noise_lr`` (``MCMCStrategy`` also
+    divides by the scene extent squared, so the noise scales with the scene)."""
     means = params["means"]
     o = torch.sigmoid(params["logit_opacities"])
     R = quat_to_rotmat(params["quats"])

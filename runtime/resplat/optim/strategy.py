@@ -31,6 +31,12 @@ every 10 steps, and opacity / scale regularisers 50 x and 30 x gsplat's 0.01. Bo
 drive unsupported Gaussians (the floaters a sparse random start is full of) to zero opacity and
 small size, so relocation moves them onto the surfaces the views agree on, and the smaller
 Gaussians make each step cheaper.
+
+Unlike gsplat's, our MCMC is scale-free: the scale regulariser acts on scale / extent and the
+position noise on covariance / extent^2 (gsplat's act on metres and metres^2, so a scene modelled
+20 x larger would polish differently). The weights are gsplat-equivalent at the extent they were
+tuned at (the assets' 8-camera rig, :func:`resplat.optim.init.scene_extent` 2.88 m): scale_reg
+0.864 = 0.3 x 2.88, noise_lr 4.15e6 = 5e5 x 2.88^2.
 """
 
 from __future__ import annotations
@@ -80,11 +86,14 @@ class Strategy:
         self.state: dict[str, Tensor] = {}
         self.generator = torch.Generator()
         self.cap = 0
+        self.extent = 1.0
 
-    def initialize(self, params: dict[str, Tensor], seed: int = 0) -> None:
-        """Reset the running state for the Gaussians of ``params``; random draws use ``seed``."""
+    def initialize(self, params: dict[str, Tensor], seed: int = 0, extent: float = 1.0) -> None:
+        """Reset the running state for the Gaussians of ``params``; random draws use ``seed``;
+        ``extent`` is the scene extent in metres (:func:`resplat.optim.init.scene_extent`)."""
         self.generator.manual_seed(seed + 7919)
         self.state = {}
+        self.extent = float(extent)
         n = len(params["means"])
         cap = getattr(self, "cap_max", None)
         self.cap = int(cap) if cap is not None else int(getattr(self, "cap_factor", 1.0) * n)
@@ -137,8 +146,8 @@ class DefaultStrategy(_DefaultConfig, Strategy):
         if self.refine_every < 1 or self.reset_every < 1:
             raise ResplatError("DefaultStrategy: refine_every and reset_every must be >= 1")
 
-    def initialize(self, params, seed: int = 0) -> None:
-        super().initialize(params, seed)
+    def initialize(self, params, seed: int = 0, extent: float = 1.0) -> None:
+        super().initialize(params, seed, extent)
         n, like = len(params["means"]), params["means"].detach()
         self.state = {"grad2d": like.new_zeros(n), "count": like.new_zeros(n)}
 
@@ -203,14 +212,14 @@ class DefaultStrategy(_DefaultConfig, Strategy):
 class _MCMCConfig:
     cap_max: int | None = None
     cap_factor: float = 1.0
-    noise_lr: float = 5e5
+    noise_lr: float = 4.15e6
     refine_start_iter: int = 50
     refine_every: int = 10
     refine_stop: float = 0.8
     min_opacity: float = 0.005
     grow_rate: float = 0.05
     opacity_reg: float = 0.5
-    scale_reg: float = 0.3
+    scale_reg: float = 0.864
 
 
 class MCMCStrategy(_MCMCConfig, Strategy):
@@ -218,11 +227,13 @@ class MCMCStrategy(_MCMCConfig, Strategy):
 
     Attributes (gsplat 1.5.3 ``MCMCStrategy`` and simple_trainer's MCMC values unless noted):
     cap_max (None: ``cap_factor`` x the initial count; gsplat 1,000,000), cap_factor 1 (ours:
-    relocation only; growth needs a cap_max or cap_factor above 1), noise_lr 5e5,
-    refine_start_iter 50 (gsplat 500), refine_every 10 (gsplat 100), refine_stop 0.8 (gsplat
-    25000 of 30000 steps), min_opacity 0.005, grow_rate 0.05 (gsplat's 1.05 x N target),
-    opacity_reg 0.5 and scale_reg 0.3 (weights of mean(opacity) and mean(scale) in the loss;
-    gsplat 0.01 each). Ours are measured from a random start on the third-party assets, 8 views,
+    relocation only; growth needs a cap_max or cap_factor above 1), noise_lr 4.15e6 (per
+    extent^2: the noise is lr x noise_lr x covariance / extent^2; gsplat 5e5 on metres^2, equal
+    at a 2.88 m extent), refine_start_iter 50 (gsplat 500), refine_every 10 (gsplat 100),
+    refine_stop 0.8 (gsplat 25000 of 30000 steps), min_opacity 0.005, grow_rate 0.05 (gsplat's
+    1.05 x N target), opacity_reg 0.5 and scale_reg 0.864 (weights of mean(opacity) and
+    mean(scale) / extent in the loss; gsplat 0.01 each on metres; 0.864 is 0.3 per metre at
+    2.88 m). Ours are measured from a random start on the third-party assets, 8 views,
     10 minutes on one CPU thread (module docstring; benchmarks/results/polish_curve.md): held-out
     content PSNR on the spider 15.12 dB against gsplat's values (with a 3 x cap) 13.25 and
     no densification 12.89.
@@ -244,7 +255,7 @@ class MCMCStrategy(_MCMCConfig, Strategy):
         if self.opacity_reg > 0:
             terms.append(self.opacity_reg * torch.sigmoid(params["logit_opacities"]).mean())
         if self.scale_reg > 0:
-            terms.append(self.scale_reg * params["log_scales"].exp().mean())
+            terms.append(self.scale_reg * params["log_scales"].exp().mean() / self.extent)
         return sum(terms) if terms else None
 
     def after_step(self, params, optimizer, info: StepInfo):
@@ -255,7 +266,7 @@ class MCMCStrategy(_MCMCConfig, Strategy):
             n = len(params["means"])
             add = max(0, min(self.cap, int((1 + self.grow_rate) * n)) - n)
             params = ops.sample_add(params, optimizer, self.state, add, self.binoms, self.min_opacity, self.generator)
-        ops.inject_noise(params, info.means_lr * self.noise_lr, self.generator)
+        ops.inject_noise(params, info.means_lr * self.noise_lr / info.extent**2, self.generator)
         return params
 
 
