@@ -98,7 +98,7 @@ def test_optimize_seconds_and_strategy(views, tmp_path, capsys, step_clock, stra
     else:
         assert 200 < counts[74] <= 600 and set(counts[74:]) == {counts[74]}  # the cap is 3 x 200
     if strategy == "mcmc":  # against "none" from the same seed: MCMC's regularisers (opacity 0.5,
-        # scale 0.3) shrink and fade what the views do not support
+        # scale 0.864 per scene extent) shrink and fade what the views do not support
         plain = tmp_path / "plain.ply"
         code, _, err = _run(capsys, "optimize", views, "--random", 200, "--steps", 1000, "--seconds", 130,
                             "--strategy", "none", "--out", plain, "--device", "cpu")

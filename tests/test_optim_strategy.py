@@ -338,14 +338,14 @@ def test_mcmc_is_scale_free(fit_scene, factor):
     polish to the same Gaussians scaled accordingly: MCMC's scale regulariser and position noise
     are relative to the scene extent (gsplat's act on metres, which this would catch)."""
     train, images, _, _, init = fit_scene
-    scaled_cams = train.to(dtype=torch.float64)
-    w2c = scaled_cams.w2c.clone()
+    cams = train.to(dtype=torch.float64)
+    w2c = cams.w2c.clone()
     w2c[:, :3, 3] *= factor
-    scaled_cams = Cameras(w2c, scaled_cams.K, scaled_cams.width, scaled_cams.height)
+    scaled_cams = Cameras(w2c, cams.K, cams.width, cams.height)
     g = init.to(dtype=torch.float64)
     scaled = Gaussians(g.means * factor, g.quats, g.log_scales + math.log(factor), g.logit_opacities, g.sh)
     kw = dict(strategy="mcmc", backend="torch", eval_every=0, seed=0)
-    ref = optimize(g, images.double(), train.to(dtype=torch.float64), 70, **kw).gaussians
+    ref = optimize(g, images.double(), cams, 70, **kw).gaussians
     out = optimize(scaled, images.double(), scaled_cams, 70, **kw).gaussians  # relocations at 60, 70
     torch.testing.assert_close(out.means / factor, ref.means, rtol=1e-4, atol=1e-4 * float(ref.means.abs().max()))
     torch.testing.assert_close(out.log_scales - math.log(factor), ref.log_scales, rtol=0, atol=1e-4)

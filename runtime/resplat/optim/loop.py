@@ -293,7 +293,7 @@ def optimize(
         result.losses.append(float(loss.detach()))
         if not math.isfinite(result.losses[-1]):
             raise ResplatError(f"optimize: the loss became {result.losses[-1]} at step {step} (diverged; lower the learning rates)")
-        params = strategy.after_step(params, optimizer, StepInfo(step, fraction(step, clock() - t0), means_group["lr"], extent,
+        params = strategy.after_step(params, optimizer, StepInfo(step, fraction(step, clock() - t0), means_group["lr"],
                                                                  cameras.width, cameras.height, len(batch), out))
         del out
         last = (steps is not None and step == steps) or (seconds is not None and clock() - t0 >= seconds)

@@ -60,14 +60,14 @@ class StepInfo:
     Attributes:
         step: steps done (1-based). fraction: fraction of the run done in [0, 1] (of the steps or
         of the time budget, whichever is further). means_lr: current position learning rate
-        (metres per unit step). extent: scene extent (metres). width, height: image size (px).
+        (metres per unit step). width, height: image size (px). (The scene extent is a constant
+        of the run, given once to :meth:`Strategy.initialize`.)
         n_views: views rendered in this step. render: the step's :class:`resplat.render.RenderOutput`.
     """
 
     step: int
     fraction: float
     means_lr: float
-    extent: float
     width: int
     height: int
     n_views: int
@@ -172,8 +172,8 @@ class DefaultStrategy(_DefaultConfig, Strategy):
         self.accumulate(info.render, info.width, info.height, info.n_views)
         step = info.step
         if step > self.refine_start_iter and step % self.refine_every == 0:
-            params = self.grow(params, optimizer, info.extent)
-            params = self.prune(params, optimizer, info.extent, step)
+            params = self.grow(params, optimizer, self.extent)
+            params = self.prune(params, optimizer, self.extent, step)
             self.state["grad2d"].zero_()
             self.state["count"].zero_()
         if step % self.reset_every == 0:
@@ -266,7 +266,7 @@ class MCMCStrategy(_MCMCConfig, Strategy):
             n = len(params["means"])
             add = max(0, min(self.cap, int((1 + self.grow_rate) * n)) - n)
             params = ops.sample_add(params, optimizer, self.state, add, self.binoms, self.min_opacity, self.generator)
-        ops.inject_noise(params, info.means_lr * self.noise_lr / info.extent**2, self.generator)
+        ops.inject_noise(params, info.means_lr * self.noise_lr / self.extent**2, self.generator)
         return params
 
 
