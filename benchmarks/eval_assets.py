@@ -40,7 +40,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from recurrence import (  # noqa: E402
-    BenchmarkInputError, EvalScene, _f, _mean, _size, embedded_weights, load_model, synthetic_scenes, views_scene)
+    BenchmarkInputError, EvalScene, _f, _mean, _size, embedded_weights, load_model, split_scene, synthetic_scenes)
 from resplat.errors import ResplatError  # noqa: E402
 
 BLOCK = 4  # pixels per side of one unprojected block
@@ -66,13 +66,13 @@ def views_depth_scene(folder: Path, multiple: int) -> DepthScene:
     """
     from resplat.views import fit_to_multiple, read_views
 
-    base = views_scene(folder, multiple)
     views = read_views(folder)
     if views.width % multiple or views.height % multiple:
         views = fit_to_multiple(views, multiple, mode="crop")
     if views.depths is None:
         raise BenchmarkInputError(f"{folder}: no depth maps (depth_file_path); render it with "
                                   f"demo/asset_scene.py --depth")
+    base = split_scene(folder, views)
     return DepthScene(base.name, base.images, base.cameras, base.context, base.heldout, views.depths[:, 0])
 
 

@@ -203,6 +203,15 @@ def views_scene(folder: Path, multiple: int) -> EvalScene:
     cropped to multiples of ``multiple`` px. Raises BenchmarkInputError (or ViewsError)."""
     from resplat.views import fit_to_multiple, read_views
 
+    views = read_views(folder)
+    if views.width % multiple or views.height % multiple:
+        views = fit_to_multiple(views, multiple, mode="crop")
+    return split_scene(folder, views)
+
+
+def split_scene(folder: Path, views) -> EvalScene:
+    """The :class:`EvalScene` of ``views`` (a :class:`resplat.views.Views` read from ``folder``)
+    split by ``folder``/split.json into context and held-out views. Raises BenchmarkInputError."""
     split_path = folder / "split.json"
     try:
         split = json.loads(split_path.read_text(encoding="utf-8"))
@@ -210,9 +219,6 @@ def views_scene(folder: Path, multiple: int) -> EvalScene:
         raise BenchmarkInputError(f"{split_path}: not found (needs {{\"context\": [names], \"heldout\": [names]}})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BenchmarkInputError(f"{split_path}: not valid JSON ({exc})") from None
-    views = read_views(folder)
-    if views.width % multiple or views.height % multiple:
-        views = fit_to_multiple(views, multiple, mode="crop")
     lookup = {}
     for i, p in enumerate(views.paths):
         for key in (Path(p).name, Path(p).stem, os.path.relpath(p, folder)):
