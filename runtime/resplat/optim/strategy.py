@@ -81,6 +81,10 @@ class Strategy:
     every row change (pruning by the loop included)."""
 
     name = "none"
+    #: Most Gaussians a strategy may grow to (None: ``cap_factor`` x the initial count); the
+    #: configurable strategies override both as dataclass fields.
+    cap_max: int | None = None
+    cap_factor: float = 1.0
 
     def __init__(self) -> None:
         self.state: dict[str, Tensor] = {}
@@ -95,8 +99,7 @@ class Strategy:
         self.state = {}
         self.extent = float(extent)
         n = len(params["means"])
-        cap = getattr(self, "cap_max", None)
-        self.cap = int(cap) if cap is not None else int(getattr(self, "cap_factor", 1.0) * n)
+        self.cap = int(self.cap_max) if self.cap_max is not None else int(self.cap_factor * n)
 
     def loss_terms(self, params: dict[str, Tensor]) -> Tensor | None:
         return None
