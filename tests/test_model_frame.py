@@ -16,7 +16,7 @@ from resplat.model.config import PRESETS
 from resplat.model.depth.cost_volume import log_depth_candidates
 from resplat.model.encoder import ReSplatModel
 from resplat.model.frame import make_model_frame
-from resplat.model.initial import block_depth
+from resplat.model.initial import BACKGROUND_DEPTH_FACTOR, behind_known, block_depth
 from resplat.model.reconstruct import reconstruct
 
 import numpy as np
@@ -115,10 +115,22 @@ def test_exact_depth_places_initial_gaussians():
     w2c = rigid_inverse(cams.c2w.double())[view]
     z = (w2c[:, :3, :3] @ g.means.double()[:, :, None])[:, 2, 0] + w2c[:, 2, 3]
     torch.testing.assert_close(z[known], expect[known], rtol=1e-5, atol=0)
+    # the background blocks (nothing hit) stay behind the farthest known depth
+    assert float(z[~known].min()) >= BACKGROUND_DEPTH_FACTOR * float(expect[known].max()) * (1 - 1e-5)
     # the same scene without depth: the network's own depth (elsewhere)
     with torch.no_grad():
         free = model.encoder.forward_initial(images[None], cams).world_gaussians(0)
     assert float((free.means[known] - g.means[known]).norm(dim=-1).max()) > 0.1
+
+
+def test_behind_known_raises_only_what_is_nearer_than_the_far_bound():
+    nan = float("nan")
+    known = torch.tensor([[[[1.0, 2.0], [nan, nan]]], [[[nan, nan], [nan, nan]]]], dtype=torch.float64)
+    net = torch.tensor([[[[9.0, 9.0], [1.5, 3.0]]], [[[0.5, 7.0], [1.0, 2.0]]]], dtype=torch.float64)
+    out = behind_known(net, known, factor=1.2)
+    # scene 0: far bound 1.2 x 2 = 2.4 raises 1.5 and keeps 3; scene 1 has no known block
+    torch.testing.assert_close(out[0, 0, 1], torch.tensor([2.4, 3.0], dtype=torch.float64))
+    torch.testing.assert_close(out[1], net[1])
 
 
 def test_block_depth_takes_the_median_of_valid_pixels():
