@@ -1,5 +1,6 @@
 """resplat.model.regrid: an m = 1 model made into m = 4 predicts, for every sub-Gaussian, exactly
-its parent's raw head values; its error tokens agree on cell-constant errors; the CLI round trip."""
+its parent's raw head values; its error tokens on a fine patch equal the original's on that patch
+upsampled; refusals; the CLI round trip."""
 
 from __future__ import annotations
 

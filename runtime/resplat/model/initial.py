@@ -48,6 +48,16 @@ FOOTPRINT_GAIN = 8.0
 BACKGROUND_DEPTH_FACTOR = 1.2
 
 
+#: Raw values per Gaussian before its SH block, in the head's order: rotation (xyzw), scale,
+#: opacity, pixel offset (release layout; the SH follow, 3 (degree + 1)^2 values).
+PARAMETER_BLOCKS = (4, 3, 1, 2)
+
+
+def parameter_blocks(sh_channels: int) -> list[int]:
+    """Values per parameter block of one Gaussian: :data:`PARAMETER_BLOCKS` then ``sh_channels``."""
+    return [*PARAMETER_BLOCKS, sh_channels]
+
+
 def cell_footprint(depth: Tensor, K_norm: Tensor) -> Tensor:
     """World size of one cell of a gh x gw Gaussian grid at z-depth ``depth``: the mean of
     ``z / (fx_n gw)`` and ``z / (fy_n gh)`` (fx_n, fy_n the normalised focal lengths, so
@@ -111,7 +121,7 @@ def split_gaussian_grid(raw: Tensor, h: int, w: int, m: int, sh_channels: int) -
         return raw
     r = int(round(m ** 0.5))
     b, v = raw.shape[:2]
-    parts = raw.split([4 * m, 3 * m, m, 2 * m, sh_channels * m], -1)
+    parts = raw.split([c * m for c in parameter_blocks(sh_channels)], -1)
     out = []
     for p in parts:
         c = p.shape[-1] // m
@@ -140,7 +150,7 @@ def activate(raw: Tensor, depth: Tensor, images: Tensor, c2w: Tensor, K_norm: Te
         pixels, at the given z-depth; SH channel-major with DC += (rgb - 0.5) / C0.
     """
     b, v, gh, gw = depth.shape
-    rot, scale, opacity, offset, sh = raw.split([4, 3, 1, 2, raw.shape[-1] - 10], -1)
+    rot, scale, opacity, offset, sh = raw.split(parameter_blocks(raw.shape[-1] - sum(PARAMETER_BLOCKS)), -1)
     scales = F.softplus(scale - SCALE_BIAS)
     mode = getattr(config, "scale_mode", "absolute")
     if mode == "footprint":
@@ -344,5 +354,5 @@ def predict_initial(encoder, images: Tensor, c2w: Tensor, K_norm: Tensor, depth:
     return pred
 
 
-__all__ = ["Activated", "InitialPrediction", "activate", "behind_known", "cell_footprint", "block_depth", "latent_depth_prior", "pixel_centres", "pixel_rays", "predict_initial",
+__all__ = ["PARAMETER_BLOCKS", "Activated", "InitialPrediction", "activate", "behind_known", "cell_footprint", "block_depth", "latent_depth_prior", "parameter_blocks", "pixel_centres", "pixel_rays", "predict_initial",
            "split_gaussian_grid"]

@@ -31,46 +31,36 @@ from torch import Tensor
 
 from ..errors import ResplatError
 from .checkpoint import build_model, load_checkpoint
+from .initial import parameter_blocks
+from .updater import gaussian_grid_factor
 
 HEAD_1 = "encoder.gaussian_head.0"
 HEAD_2 = "encoder.gaussian_head.2"
 RGB_ERROR = "encoder.update_rgb_error_proj.0.weight"
 
 
-def _blocks(config) -> list[int]:
-    """Channels per parameter block of one Gaussian: rotation 4, scale 3, opacity 1, offset 2, SH."""
-    return [4, 3, 1, 2, 3 * (config.sh_degree + 1) ** 2]
-
-
-def replicate_head(w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, blocks: list[int], m: int, k2: int):
-    """The head of m Gaussians per point -> the head of m k2 (module docstring).
+def replicate_head(w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, blocks: list[int], k2: int):
+    """The head of one Gaussian per point -> the head of ``k2`` (module docstring).
 
     Args:
-        w1, b1: [G m, C], [G m] first Linear; w2, b2: [G m, G m], [G m] last Linear (G = sum(blocks)).
-        blocks: channels per parameter block; the output of block c is laid out (c, sub) with
-            sub the m Gaussians of a point (``split_gaussian_grid``).
-        m: Gaussians per point of the source; k2: sub-Gaussians per source Gaussian (a square).
+        w1, b1: [G, C], [G] first Linear; w2, b2: [G, G], [G] last Linear (G = sum(blocks)).
+        blocks: values per parameter block (:func:`resplat.model.initial.parameter_blocks`); the
+            output of a k2 head is laid out (block value, sub-Gaussian) (``split_gaussian_grid``).
+        k2: sub-Gaussians per source Gaussian (a square).
 
     Returns:
-        (w1, b1, w2, b2) of the m k2 head, same dtype.
+        (w1 [G k2, C], b1, w2 [G k2, G k2], b2), same dtype: hidden copy s (rows s G .. (s + 1) G - 1)
+        feeds only the outputs of sub-Gaussian s.
+
+    Raises:
+        ResplatError: a last layer that is not [G, G].
     """
     g = sum(blocks)
-    if w2.shape != (g * m, g * m):
-        raise ResplatError(f"Gaussian head: last layer {list(w2.shape)} is not [{g * m}, {g * m}]")
-    if m != 1:
-        raise ResplatError("regrid: only models with 1 Gaussian per latent point are supported")
-    W1, B1 = w1.repeat(k2, 1), b1.repeat(k2)  # hidden copy s: rows s G .. (s + 1) G - 1
-    W2 = w2.new_zeros(g * k2, g * k2)
-    B2 = b2.new_zeros(g * k2)
-    row = start = 0
-    for c in blocks:
-        for ci in range(c):
-            for s in range(k2):
-                W2[row, s * g:(s + 1) * g] = w2[start + ci]
-                B2[row] = b2[start + ci]
-                row += 1
-        start += c
-    return W1, B1, W2, B2
+    if w2.shape != (g, g):
+        raise ResplatError(f"Gaussian head: last layer {list(w2.shape)} is not [{g}, {g}]")
+    starts = [sum(blocks[:i]) for i in range(len(blocks))]
+    order = [s * g + start + ci for start, c in zip(starts, blocks) for ci in range(c) for s in range(k2)]
+    return w1.repeat(k2, 1), b1.repeat(k2), torch.block_diag(*[w2] * k2)[order], b2.repeat(k2)[order]
 
 
 def pool_error_projection(w: Tensor, f: int, k: int) -> Tensor:
@@ -98,6 +88,8 @@ def regrid(model, gaussians_per_point: int):
         ResplatError: the source has m != 1, or the count is not such a square.
     """
     cfg = model.config
+    if cfg.gaussians_per_point != 1:
+        raise ResplatError("regrid: only models with 1 Gaussian per latent point are supported")
     k = int(round(gaussians_per_point ** 0.5))
     if k * k != gaussians_per_point or k < 2 or cfg.latent_downsample % k:
         raise ResplatError(f"regrid: gaussians per point must be a square > 1 whose root divides "
@@ -106,9 +98,8 @@ def regrid(model, gaussians_per_point: int):
     sd = {n: t.detach().float().cpu() for n, t in model.state_dict().items()}
     sd[f"{HEAD_1}.weight"], sd[f"{HEAD_1}.bias"], sd[f"{HEAD_2}.weight"], sd[f"{HEAD_2}.bias"] = replicate_head(
         sd[f"{HEAD_1}.weight"], sd[f"{HEAD_1}.bias"], sd[f"{HEAD_2}.weight"], sd[f"{HEAD_2}.bias"],
-        _blocks(cfg), cfg.gaussians_per_point, k * k)
-    f = int(round((sd[RGB_ERROR].shape[1] // 3) ** 0.5))
-    sd[RGB_ERROR] = pool_error_projection(sd[RGB_ERROR], f, k)
+        parameter_blocks(3 * (cfg.sh_degree + 1) ** 2), k * k)
+    sd[RGB_ERROR] = pool_error_projection(sd[RGB_ERROR], gaussian_grid_factor(cfg), k)
     out = build_model(new_cfg, device="cpu")
     out.load_state_dict(sd, strict=True)
     return out.eval()
