@@ -40,7 +40,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from recurrence import (  # noqa: E402
-    BenchmarkInputError, EvalScene, _f, _mean, _size, embedded_weights, load_model, split_scene, synthetic_scenes)
+    BenchmarkInputError, EvalScene, _f, _mean, _size, embedded_weights, load_model, read_fitted_views, split_scene, synthetic_scenes)
 from resplat.errors import ResplatError  # noqa: E402
 
 BLOCK = 4  # pixels per side of one unprojected block
@@ -64,11 +64,7 @@ def views_depth_scene(folder: Path, multiple: int) -> DepthScene:
     Raises:
         BenchmarkInputError: the folder has no depth maps (render it with ``--depth``).
     """
-    from resplat.views import fit_to_multiple, read_views
-
-    views = read_views(folder)
-    if views.width % multiple or views.height % multiple:
-        views = fit_to_multiple(views, multiple, mode="crop")
+    views = read_fitted_views(folder, multiple)
     if views.depths is None:
         raise BenchmarkInputError(f"{folder}: no depth maps (depth_file_path); render it with "
                                   f"demo/asset_scene.py --depth")

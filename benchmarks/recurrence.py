@@ -201,12 +201,18 @@ def synthetic_scenes(root: Path, count: int, seed: int, train_seed: int, size: t
 def views_scene(folder: Path, multiple: int) -> EvalScene:
     """A posed-view folder with split.json {"context": [names], "heldout": [names]}, centre-
     cropped to multiples of ``multiple`` px. Raises BenchmarkInputError (or ViewsError)."""
+    return split_scene(folder, read_fitted_views(folder, multiple))
+
+
+def read_fitted_views(folder: Path, multiple: int):
+    """The posed views of ``folder`` (:func:`resplat.views.read_views`), centre-cropped to
+    multiples of ``multiple`` px. Raises ViewsError."""
     from resplat.views import fit_to_multiple, read_views
 
     views = read_views(folder)
     if views.width % multiple or views.height % multiple:
         views = fit_to_multiple(views, multiple, mode="crop")
-    return split_scene(folder, views)
+    return views
 
 
 def split_scene(folder: Path, views) -> EvalScene:
