@@ -7,6 +7,7 @@ best comes back, not a worse later one. Small preset, random weights, 2 views of
 
 from __future__ import annotations
 
+import dataclasses
 import copy
 import math
 import sys
@@ -77,14 +78,21 @@ def test_memory_estimate_refuses_before_work(monkeypatch):
     monkeypatch.setattr(module, "free_bytes", lambda device: 100 * 2**20)
     with pytest.raises(ResplatError, match=r"2 views of 64x64 need about 0\.\d GiB on cpu, only 0\.1 GiB is free"):
         reconstruct(images, cams, _NoWork(), device="cpu")
-    # the formula: weights + per-pixel activations + overhead (+ the attention scores off CUDA)
+    # the formula: weights + per-pixel + per-Gaussian-channel activations + overhead
+    # (+ the attention scores on devices whose kernels store them)
     cfg = PRESETS["small-dl3dv"]
+    pixels = 2 * 256 * 448
     est = memory.estimate_peak_bytes(cfg, 2, 256, 448, 10, "cuda")
-    assert est == 40 + 3_500 * 2 * 256 * 448 + memory.FIXED_OVERHEAD
-    tokens = 2 * 256 * 448 // 16 ** 2
-    assert memory.estimate_peak_bytes(cfg, 2, 256, 448, 10, "cpu") == est + 2 * 4 * 4 * tokens ** 2
+    assert est == 40 + 1_500 * pixels + 60 * 512 * pixels // 16 + memory.FIXED_OVERHEAD
+    assert memory.estimate_peak_bytes(cfg, 2, 256, 448, 10, "cpu") == est
+    tokens = pixels // 16 ** 2
+    assert memory.estimate_peak_bytes(cfg, 2, 256, 448, 10, "mps") == est + 2 * 4 * 4 * tokens ** 2
     re10k = memory.estimate_peak_bytes(PRESETS["base-re10k"], 2, 256, 256, 0, "cuda")
-    assert re10k == 32_000 * 2 * 256 * 256 + memory.FIXED_OVERHEAD
+    assert re10k == (1_500 + 60 * 512) * 2 * 256 * 256 + memory.FIXED_OVERHEAD
+    # one Gaussian per 2x2 pixels (tiny/m4): 4x the Gaussians of tiny, not 16x the bytes
+    tiny, m4 = PRESETS["tiny"], dataclasses.replace(PRESETS["tiny"], gaussians_per_point=4)
+    grow = memory.estimate_peak_bytes(m4, 8, 256, 256, 0) - memory.estimate_peak_bytes(tiny, 8, 256, 256, 0)
+    assert grow == 60 * 128 * (8 * 256 * 256 // 4 - 8 * 256 * 256 // 16)
     free = memory.free_bytes(torch.device("cpu"))
     assert free is None or free > 0
 
