@@ -10,11 +10,12 @@ from __future__ import annotations
 
 #: Recurrent update iterations ``resplat reconstruct`` runs with the embedded ``tiny`` model
 #: when ``--iterations`` is not given (a checkpoint's own default is its preset's
-#: ``ModelConfig.default_iterations``). 0, the initial prediction: the shipped updater (trained
-#: with 1..4 iterations at 128x128) lowers held-out content PSNR on the third-party Blender
-#: assets at 256x256 (runtime/resplat/model/weights/tiny-eval.md: 4 iterations cost 0.1-1.2 dB
-#: RGB-only and 0.8-1.8 dB on two of three assets with depth), so it runs only when asked for.
-EMBEDDED_ITERATIONS = 0
+#: ``ModelConfig.default_iterations``). 2: with Blender's depth (the extension's default) they
+#: raise held-out content PSNR on the three third-party assets from 19.39 / 18.33 / 17.84 to
+#: 20.43 / 20.50 / 20.04 dB, more iterations add nothing (4: 20.39 / 19.96 / 19.65); RGB only they
+#: cost 0.2 / 0.2 / 0.7 dB (runtime/resplat/model/weights/tiny-eval.md), and ``KEEP_ITERATION``
+#: hands back the initial prediction where they fit the input views worse.
+EMBEDDED_ITERATIONS = 2
 #: Which iteration ``resplat reconstruct`` hands back (``--keep``, :func:`resplat.model.reconstruct`):
 #: "best", the one whose renders match the input views best, so that an update that raises the
 #: input-view error is never returned (it lowered held-out content PSNR as well on every
