@@ -110,7 +110,8 @@ def test_optimize_seconds_and_strategy(views, tmp_path, capsys, step_clock, stra
 
 @pytest.mark.parametrize("strategy", ["none", "default", "mcmc"])
 def test_reconstruct_polish_seconds_and_strategy(views, tmp_path, capsys, step_clock, strategy):
-    """The embedded model's prediction (iteration 0, nothing pruned: 3 x 16 x 16 Gaussians),
+    """The embedded model's prediction (iteration 0, nothing pruned: one Gaussian per 2x2 pixels,
+    3 x 32 x 32),
     polished on a 130 s budget alone (--optimize-steps 0, as the extension passes it; no step
     total) with previews every 40 steps."""
     out, prev = tmp_path / "rec.ply", tmp_path / "prev"
@@ -123,7 +124,7 @@ def test_reconstruct_polish_seconds_and_strategy(views, tmp_path, capsys, step_c
     assert [e["metrics"]["seconds"] for e in steps] == [float(k) for k in range(130)]
     assert [e["step"] for e in events if e["event"] == "preview" and e["stage"] == "polish"] == [40, 80, 120]
     counts = [e["metrics"]["gaussians"] for e in steps]
-    n = 3 * 16 * 16
+    n = 3 * (SIZE // 2) ** 2
     result = _result(events)
     assert result["predicted"] == n and result["gaussians"] == counts[-1] == len(read_splats(out))
     assert result["polish_seconds"] > 0 and "psnr" in result and result["strategy"] == strategy
