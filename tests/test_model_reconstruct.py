@@ -7,8 +7,8 @@ best comes back, not a worse later one. Small preset, random weights, 2 views of
 
 from __future__ import annotations
 
-import dataclasses
 import copy
+import dataclasses
 import math
 import sys
 

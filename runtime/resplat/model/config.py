@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+#: Raw values per Gaussian before its SH block, in the Gaussian head's order: rotation (xyzw),
+#: scale, opacity, pixel offset (release layout; the SH follow, 3 (degree + 1)^2 values).
+PARAMETER_BLOCKS = (4, 3, 1, 2)
+
 #: DINOv2 widths and head counts per ViT type (Oquab et al. 2023).
 VIT_DIMS = {"vits": (384, 6), "vitb": (768, 12), "vitl": (1024, 16), "cnn": (64, 0)}
 #: DPT upsampler (features F, out channels O) per ViT type, as the release (DepthSplat) sets them.
@@ -124,14 +128,20 @@ class ModelConfig:
         return DPT_CHANNELS[self.vit_type][1]
 
     @property
+    def sh_channels(self) -> int:
+        """SH coefficients per Gaussian: 3 colour channels x (degree + 1)^2."""
+        return 3 * (self.sh_degree + 1) ** 2
+
+    @property
     def gaussian_channels(self) -> int:
-        """Raw head outputs per Gaussian: rotation 4 + scale 3 + opacity 1 + offset 2 + SH 3K."""
-        return 4 + 3 + 1 + 2 + 3 * (self.sh_degree + 1) ** 2
+        """Raw head outputs per Gaussian: :data:`PARAMETER_BLOCKS` (rotation 4, scale 3, opacity 1,
+        offset 2) + SH."""
+        return sum(PARAMETER_BLOCKS) + self.sh_channels
 
     @property
     def update_channels(self) -> int:
-        """Per-Gaussian parameter vector of the updater: means 3 + scales 3 + quat 4 + opacity 1 + SH 3K."""
-        return 3 + 3 + 4 + 1 + 3 * (self.sh_degree + 1) ** 2
+        """Per-Gaussian parameter vector of the updater: means 3 + scales 3 + quat 4 + opacity 1 + SH."""
+        return 3 + 3 + 4 + 1 + self.sh_channels
 
 
 PRESETS: dict[str, ModelConfig] = {

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from ..gaussians import SH_C0, Gaussians
 from .amp import autocast
-from .config import ModelConfig
+from .config import PARAMETER_BLOCKS, ModelConfig
 from .depth.output import DepthOutput
 from .latent_features import LatentFeatureError, latent_inputs
 from .update_state import UpdateState
@@ -46,11 +46,6 @@ FOOTPRINT_GAIN = 8.0
 #: scenes; a 2x2-pixel grid model: +6.5 dB on the synthetic open scene whose far ground it hid
 #: (factors 1.2 and 2 within 0.1 dB of each other).
 BACKGROUND_DEPTH_FACTOR = 1.2
-
-
-#: Raw values per Gaussian before its SH block, in the head's order: rotation (xyzw), scale,
-#: opacity, pixel offset (release layout; the SH follow, 3 (degree + 1)^2 values).
-PARAMETER_BLOCKS = (4, 3, 1, 2)
 
 
 def parameter_blocks(sh_channels: int) -> list[int]:
@@ -333,7 +328,7 @@ def predict_initial(encoder, images: Tensor, c2w: Tensor, K_norm: Tensor, depth:
     m = cfg.gaussians_per_point
     r = int(round(m ** 0.5))
     gh, gw = h * r, w * r
-    raw = split_gaussian_grid(head.reshape(b, v, h * w, -1), h, w, m, 3 * (cfg.sh_degree + 1) ** 2)
+    raw = split_gaussian_grid(head.reshape(b, v, h * w, -1), h, w, m, cfg.sh_channels)
     d = lat.depth if m == 1 else F.interpolate(depth.depth, size=(gh, gw), mode="bilinear", align_corners=True)
     depth_known = None
     if depth_prior is not None:

@@ -98,7 +98,7 @@ def regrid(model, gaussians_per_point: int):
     sd = {n: t.detach().float().cpu() for n, t in model.state_dict().items()}
     sd[f"{HEAD_1}.weight"], sd[f"{HEAD_1}.bias"], sd[f"{HEAD_2}.weight"], sd[f"{HEAD_2}.bias"] = replicate_head(
         sd[f"{HEAD_1}.weight"], sd[f"{HEAD_1}.bias"], sd[f"{HEAD_2}.weight"], sd[f"{HEAD_2}.bias"],
-        parameter_blocks(3 * (cfg.sh_degree + 1) ** 2), k * k)
+        parameter_blocks(cfg.sh_channels), k * k)
     sd[RGB_ERROR] = pool_error_projection(sd[RGB_ERROR], gaussian_grid_factor(cfg), k)
     out = build_model(new_cfg, device="cpu")
     out.load_state_dict(sd, strict=True)
