@@ -9,9 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from ..gaussians import sh_coeff_count
+
 #: Raw values per Gaussian before its SH block, in the Gaussian head's order: rotation (xyzw),
 #: scale, opacity, pixel offset (release layout; the SH follow, 3 (degree + 1)^2 values).
 PARAMETER_BLOCKS = (4, 3, 1, 2)
+#: The updater's per-Gaussian parameter vector before its SH block: means, scales, quaternion
+#: (xyzw), opacity logit (the release's ``prev_gaussians_concat``; the SH follow, channel-major).
+UPDATE_BLOCKS = (3, 3, 4, 1)
 
 #: DINOv2 widths and head counts per ViT type (Oquab et al. 2023).
 VIT_DIMS = {"vits": (384, 6), "vitb": (768, 12), "vitl": (1024, 16), "cnn": (64, 0)}
@@ -130,7 +135,7 @@ class ModelConfig:
     @property
     def sh_channels(self) -> int:
         """SH coefficients per Gaussian: 3 colour channels x (degree + 1)^2."""
-        return 3 * (self.sh_degree + 1) ** 2
+        return 3 * sh_coeff_count(self.sh_degree)
 
     @property
     def gaussian_channels(self) -> int:
@@ -140,8 +145,9 @@ class ModelConfig:
 
     @property
     def update_channels(self) -> int:
-        """Per-Gaussian parameter vector of the updater: means 3 + scales 3 + quat 4 + opacity 1 + SH."""
-        return 3 + 3 + 4 + 1 + self.sh_channels
+        """Per-Gaussian parameter vector of the updater: :data:`UPDATE_BLOCKS` (means 3, scales 3,
+        quat 4, opacity 1) + SH."""
+        return sum(UPDATE_BLOCKS) + self.sh_channels
 
 
 PRESETS: dict[str, ModelConfig] = {

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from ..gaussians import Gaussians, quat_multiply, rotmat_to_quat
+from .config import UPDATE_BLOCKS
 
 #: Lower clamp of the linear scales after an update (release ``clamp_min_scale``).
 MIN_SCALE = 1e-6
@@ -127,7 +128,7 @@ class UpdateState:
         means += d, scales = max(scales + d, 1e-6), quaternion += d (left unnormalised),
         opacity logit += d, SH += d (channel-major). Differentiable in ``delta``."""
         k3 = self.sh.shape[1] * self.sh.shape[2]
-        d_means, d_scales, d_quats, d_opacity, d_sh = delta.split([3, 3, 4, 1, k3], dim=-1)
+        d_means, d_scales, d_quats, d_opacity, d_sh = delta.split([*UPDATE_BLOCKS, k3], dim=-1)
         return replace(
             self,
             means=self.means + d_means,
