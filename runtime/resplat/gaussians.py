@@ -15,22 +15,7 @@ import torch
 from torch import Tensor
 
 from .npmath import SH_C0  # the zeroth-order real SH constant, 1 / (2 sqrt(pi))
-
-
-
-def sh_coeff_count(degree: int) -> int:
-    """Number of SH coefficients per colour channel for ``degree`` in 0..3: (degree + 1)^2."""
-    if degree not in (0, 1, 2, 3):
-        raise ValueError(f"SH degree must be 0, 1, 2 or 3, got {degree}")
-    return (degree + 1) ** 2
-
-
-def sh_degree_from_count(count: int) -> int:
-    """Inverse of :func:`sh_coeff_count`; raises ``ValueError`` for a count that is not 1, 4, 9 or 16."""
-    for d in range(4):
-        if (d + 1) ** 2 == count:
-            return d
-    raise ValueError(f"{count} SH coefficients per channel is not (d+1)^2 for a degree d in 0..3")
+from .npmath import sh_coeff_count, sh_degree_from_count  # noqa: F401 (re-exported)
 
 
 def rgb_to_sh0(rgb: Tensor) -> Tensor:

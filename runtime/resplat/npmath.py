@@ -25,6 +25,21 @@ SH_C3 = (-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.37317633
 SH_FIT_DIRECTIONS = 64
 
 
+def sh_coeff_count(degree: int) -> int:
+    """Number of SH coefficients per colour channel for ``degree`` in 0..3: (degree + 1)^2."""
+    if degree not in (0, 1, 2, 3):
+        raise ValueError(f"SH degree must be 0, 1, 2 or 3, got {degree}")
+    return (degree + 1) ** 2
+
+
+def sh_degree_from_count(count: int) -> int:
+    """Inverse of :func:`sh_coeff_count`; raises ``ValueError`` for a count that is not 1, 4, 9 or 16."""
+    for d in range(4):
+        if (d + 1) ** 2 == count:
+            return d
+    raise ValueError(f"{count} SH coefficients per channel is not (d+1)^2 for a degree d in 0..3")
+
+
 def sh_basis(degree: int, dirs: np.ndarray) -> np.ndarray:
     """Real SH basis of the 3DGS renderer at unit directions.
 

@@ -13,18 +13,19 @@ import numpy as np
 
 from ..errors import ResplatError
 from ..npmath import SH_C0  # noqa: F401 (the DC constant, re-exported for the formats)
+from ..npmath import sh_coeff_count, sh_degree_from_count
 
 
-#: SH coefficients per colour channel for degrees 0..3: (d + 1)^2.
-SH_COUNTS = {0: 1, 1: 4, 2: 9, 3: 16}
+#: SH coefficients per colour channel for each degree 0..3 (:func:`resplat.npmath.sh_coeff_count`).
+SH_COUNTS = {d: sh_coeff_count(d) for d in range(4)}
 
 
 def sh_degree_for_count(count: int) -> int | None:
     """SH degree d with (d + 1)^2 == ``count``, or ``None`` when there is no such d in 0..3."""
-    for d, k in SH_COUNTS.items():
-        if k == count:
-            return d
-    return None
+    try:
+        return sh_degree_from_count(count)
+    except ValueError:
+        return None
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

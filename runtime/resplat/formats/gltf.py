@@ -320,7 +320,7 @@ def _read_primitive(g: _Doc, prim: dict, t: np.ndarray, s: float) -> SplatArrays
         g.fail(f"glTF splat primitive lacks attribute {', '.join(missing)}")
     degree = 0
     for d in (1, 2, 3):
-        if all(sh_name(k) in attrs for k in range(d * d, (d + 1) ** 2)):
+        if all(sh_name(k) in attrs for k in range(SH_COUNTS[d - 1], SH_COUNTS[d])):
             degree = d
         else:
             break

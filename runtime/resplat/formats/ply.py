@@ -15,6 +15,7 @@ import numpy as np
 import plyfile
 
 from ..errors import SplatFileError
+from ..npmath import sh_coeff_count
 from .arrays import SplatArrays, sh_degree_for_count
 from .atomic import atomic_write
 from .common import build_arrays, check_for_write
@@ -98,7 +99,7 @@ def read_ply(path: str | os.PathLike) -> SplatArrays:
 def ply_property_names(sh_degree: int) -> list[str]:
     """INRIA property order for ``sh_degree`` (0..3): x y z nx ny nz f_dc_0..2 f_rest_* opacity
     scale_0..2 rot_0..3."""
-    n_rest = 3 * ((sh_degree + 1) ** 2 - 1)
+    n_rest = 3 * (sh_coeff_count(sh_degree) - 1)
     return (["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
             + [f"f_rest_{i}" for i in range(n_rest)]
             + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from ..cameras import Cameras
-from ..gaussians import Gaussians
+from ..gaussians import Gaussians, sh_coeff_count
 from . import RenderOutput
 
 
@@ -47,7 +47,7 @@ def render_gsplat(
         quats=gaussians.quats,
         scales=gaussians.scales,
         opacities=gaussians.opacities,
-        colors=gaussians.sh[:, : (sh_degree + 1) ** 2],
+        colors=gaussians.sh[:, : sh_coeff_count(sh_degree)],
         viewmats=cameras.w2c,
         Ks=cameras.K,
         width=cameras.width,
