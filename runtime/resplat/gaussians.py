@@ -14,8 +14,8 @@ from typing import Iterable, Sequence
 import torch
 from torch import Tensor
 
-from .npmath import SH_C0  # the zeroth-order real SH constant, 1 / (2 sqrt(pi))
-from .npmath import sh_coeff_count, sh_degree_from_count  # noqa: F401 (re-exported)
+# SH_C0: the zeroth-order real SH constant 1 / (2 sqrt(pi)); the SH counts are re-exported.
+from .npmath import SH_C0, sh_coeff_count, sh_degree_from_count  # noqa: F401
 
 
 def rgb_to_sh0(rgb: Tensor) -> Tensor:

@@ -20,14 +20,6 @@ from ..npmath import sh_coeff_count, sh_degree_from_count
 SH_COUNTS = {d: sh_coeff_count(d) for d in range(4)}
 
 
-def sh_degree_for_count(count: int) -> int | None:
-    """SH degree d with (d + 1)^2 == ``count``, or ``None`` when there is no such d in 0..3."""
-    try:
-        return sh_degree_from_count(count)
-    except ValueError:
-        return None
-
-
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """Logistic function 1 / (1 + exp(-x)), computed in float64 without overflow warnings."""
     x = np.asarray(x, dtype=np.float64)
@@ -88,7 +80,7 @@ class SplatArrays:
             if got != shape or n < 0:
                 raise ResplatError(f"SplatArrays.{name} must have shape {list(shape)}, got {list(got)}")
         sh = self.sh
-        if sh.ndim != 3 or sh.shape[0] != n or sh.shape[2] != 3 or sh_degree_for_count(sh.shape[1]) is None:
+        if sh.ndim != 3 or sh.shape[0] != n or sh.shape[2] != 3 or sh.shape[1] not in SH_COUNTS.values():
             raise ResplatError(
                 f"SplatArrays.sh must have shape [N, K, 3] with N={n} and K in 1, 4, 9, 16, got {list(sh.shape)}"
             )
@@ -121,7 +113,7 @@ class SplatArrays:
     @property
     def sh_degree(self) -> int:
         """SH degree d in 0..3, from K = (d + 1)^2 coefficients per channel."""
-        return sh_degree_for_count(self.sh.shape[1])  # type: ignore[return-value]
+        return sh_degree_from_count(self.sh.shape[1])
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The stored arrays by field name (means, quats, log_scales, logit_opacities, sh)."""

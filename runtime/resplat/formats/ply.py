@@ -16,7 +16,7 @@ import plyfile
 
 from ..errors import SplatFileError
 from ..npmath import sh_coeff_count
-from .arrays import SplatArrays, sh_degree_for_count
+from .arrays import SH_COUNTS, SplatArrays
 from .atomic import atomic_write
 from .common import build_arrays, check_for_write
 
@@ -68,8 +68,7 @@ def read_ply(path: str | os.PathLike) -> SplatArrays:
         word = "property" if len(missing) == 1 else "properties"
         raise SplatFileError(path, f"PLY vertex element lacks {word} {', '.join(missing)}")
     n_rest = sum(1 for name in names if name.startswith("f_rest_"))
-    degree = sh_degree_for_count(n_rest // 3 + 1) if n_rest % 3 == 0 else None
-    if degree is None:
+    if n_rest % 3 or n_rest // 3 + 1 not in SH_COUNTS.values():
         raise SplatFileError(path, f"{n_rest} f_rest properties is not 0, 9, 24 or 45 (SH degree 0..3)")
     rest_names = [f"f_rest_{i}" for i in range(n_rest)]
     missing = [p for p in rest_names if p not in names]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..gaussians import sh_coeff_count
+from ..npmath import sh_coeff_count
 
 #: Raw values per Gaussian before its SH block, in the Gaussian head's order: rotation (xyzw),
 #: scale, opacity, pixel offset (release layout; the SH follow, 3 (degree + 1)^2 values).
