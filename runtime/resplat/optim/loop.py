@@ -17,13 +17,12 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..cameras import Cameras
 from ..errors import ResplatError, ViewsError
 from ..gaussians import Gaussians
-from ..metrics import gaussian_window, psnr
+from ..metrics import psnr, ssim
 from ..render import render
 from . import ops
 from .config import OptimConfig
@@ -92,44 +91,12 @@ class OptimResult:
 
 def training_loss(pred: Tensor, target: Tensor, ssim_weight: float = 0.2) -> Tensor:
     """3DGS loss (Kerbl et al. 2023, Eq. 7): (1 - w) mean|pred - target| + w (1 - SSIM), with
-    SSIM on zero-padded ("same") 11x11 windows (:func:`ssim_same`). pred, target: [3, H, W] or
+    SSIM on zero-padded ("same") 11x11 windows (:func:`resplat.metrics.ssim`). pred, target: [3, H, W] or
     [B, 3, H, W] in [0, 1]; returns a 0-d tensor (mean over the batch)."""
     l1 = (pred - target).abs().mean()
     if ssim_weight == 0:
         return l1
-    return (1 - ssim_weight) * l1 + ssim_weight * (1 - ssim_same(pred, target).mean())
-
-
-def ssim_same(pred: Tensor, target: Tensor, window_size: int = 11, sigma: float = 1.5) -> Tensor:
-    """Mean SSIM per image on zero-padded windows: :func:`resplat.metrics.ssim` with
-    ``padding="same"`` (Wang et al. 2004; the 3DGS training loss's ``ssim``), computed for
-    speed: the five local statistics (means of pred, target, pred^2, target^2, pred x target) in
-    one grouped convolution, and the 11x11 Gaussian window as two 11-tap passes (it is separable,
-    and zero padding commutes with the split), 22 instead of 121 multiply-adds per pixel and
-    statistic (fwd+bwd at 3x256x256: 33 -> 13 ms on one CPU thread). Equal to
-    ``ssim(padding="same")`` up to rounding (tests/test_optim.py).
-
-    Args:
-        pred, target: [C, H, W] or [B, C, H, W] float images (data range 1).
-
-    Returns:
-        [B] (or 0-d for single images) SSIM, differentiable in both.
-    """
-    single = pred.dim() == 3
-    if single:
-        pred, target = pred[None], target[None]
-    c = pred.shape[1]
-    g = gaussian_window(window_size, sigma, pred.dtype, pred.device)
-    stats = torch.cat([pred, target, pred * pred, target * target, pred * target], 1)  # [B, 5C, H, W]
-    n, pad = stats.shape[1], window_size // 2
-    stats = F.conv2d(stats, g.view(1, 1, 1, -1).expand(n, 1, 1, window_size), padding=(0, pad), groups=n)
-    stats = F.conv2d(stats, g.view(1, 1, -1, 1).expand(n, 1, window_size, 1), padding=(pad, 0), groups=n)
-    mu_x, mu_y, xx, yy, xy = stats.split(c, 1)
-    c1, c2 = 0.01**2, 0.03**2  # (k1 L)^2, (k2 L)^2 with k1 = 0.01, k2 = 0.03, L = 1 (as metrics.ssim_map)
-    num = (2 * mu_x * mu_y + c1) * (2 * (xy - mu_x * mu_y) + c2)
-    den = (mu_x * mu_x + mu_y * mu_y + c1) * ((xx - mu_x * mu_x) + (yy - mu_y * mu_y) + c2)
-    out = (num / den).flatten(1).mean(1)
-    return out[0] if single else out
+    return (1 - ssim_weight) * l1 + ssim_weight * (1 - ssim(pred, target, padding="same").mean())
 
 
 def _check_inputs(gaussians: Gaussians, images: Tensor, cameras: Cameras, steps, seconds, ssim_weight: float,
