@@ -14,6 +14,7 @@ from skimage.transform import resize
 from resplat.errors import ResplatError
 from resplat.lpips_net import LPIPS
 from resplat.metrics import lpips, psnr, ssim, ssim_map
+from ssim_reference import ssim_2d
 
 
 def _photo(name: str, size=(96, 128)) -> np.ndarray:
@@ -95,23 +96,12 @@ def test_ssim_same_padding_is_3dgs_loss_and_matches_valid_inside():
 @pytest.mark.parametrize("padding", ["same", "valid"])
 def test_ssim_gradient_equals_the_direct_2d_window(padding):
     """The separable, fused SSIM against Wang et al.'s formula with one 2D 11x11 convolution per
-    statistic (written out here, float64): values and gradients in both inputs, on a photo pair
+    statistic (tests/ssim_reference.py, float64): values and gradients in both inputs, on a photo pair
     and a noisy copy, batched; float32 (what training uses) close to float64."""
-    from resplat.metrics import gaussian_window
-
     a, b = _pairs()[1]
     x = torch.stack([_t(b), _t(a) * 0.7]).requires_grad_(True)
     y = torch.stack([_t(a), _t(b)]).requires_grad_(True)
-    w = gaussian_window(11, 1.5, torch.float64)
-    k = (w[:, None] * w[None, :]).expand(3, 1, 11, 11)
-    pad = 5 if padding == "same" else 0
-
-    def blur(v):
-        return torch.nn.functional.conv2d(v, k, padding=pad, groups=3)
-
-    mx, my = blur(x), blur(y)
-    sxx, syy, sxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
-    ref = ((2 * mx * my + 1e-4) * (2 * sxy + 9e-4) / ((mx * mx + my * my + 1e-4) * (sxx + syy + 9e-4))).flatten(1).mean(1)
+    ref = ssim_2d(x, y, padding)
     got = ssim(x, y, padding=padding)
     assert got.shape == (2,) and float((got - ref).detach().abs().max()) < 1e-12
     weights = torch.tensor([0.3, 1.7], dtype=torch.float64)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from optim_scene import ring_cameras, scene, target_gaussians
+from ssim_reference import ssim_2d
 from resplat.errors import ResplatError, ViewsError
 from resplat.gaussians import Gaussians
 from resplat.optim import (
@@ -212,23 +213,14 @@ def test_input_errors(small):
 def test_training_loss_is_the_3dgs_formula(dtype, tol):
     """training_loss = 0.8 L1 + 0.2 (1 - SSIM(padding="same")) on a rendered view with a dark
     border, single and batched, with a direct 2D-window SSIM (one 11x11 convolution per
-    statistic, written out here) as the reference; ssim_weight 0 is plain L1."""
-    from resplat.metrics import gaussian_window
+    statistic, tests/ssim_reference.py) as the reference; ssim_weight 0 is plain L1."""
     from resplat.optim.loop import training_loss
 
     _, _, images, _, _ = scene()
     g = torch.Generator().manual_seed(3)
     pred = (images[:2] + 0.1 * torch.randn(images[:2].shape, generator=g)).clamp(0, 1).to(dtype)
     target = torch.rand(images[:2].shape, generator=g, dtype=dtype).mul(0.5).add(images[:2].to(dtype)).clamp(0, 1)
-    w = gaussian_window(11, 1.5, dtype)
-    k = (w[:, None] * w[None, :]).expand(3, 1, 11, 11)
-
-    def blur(x):
-        return torch.nn.functional.conv2d(x, k, padding=5, groups=3)
-
-    mx, my = blur(pred), blur(target)
-    sxx, syy, sxy = blur(pred * pred) - mx * mx, blur(target * target) - my * my, blur(pred * target) - mx * my
-    ref = ((2 * mx * my + 1e-4) * (2 * sxy + 9e-4) / ((mx * mx + my * my + 1e-4) * (sxx + syy + 9e-4))).flatten(1).mean(1)
+    ref = ssim_2d(pred, target, "same")
     assert 0.05 < float(ref.min()) < 0.95
     for p, t, s in [(pred[0], target[0], ref[0]), (pred, target, ref.mean())]:
         want = 0.8 * (p - t).abs().mean() + 0.2 * (1 - s)
